@@ -1,0 +1,1 @@
+"""One module per ``vmapcheck`` subcommand; each exposes ``command``."""

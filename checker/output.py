@@ -1,0 +1,38 @@
+"""Shared output helpers: print a ``Result`` as JSON or text, and decide on progress bars.
+
+Progress bars are on only when stderr is a terminal and ``CI`` is not set (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+from rich.console import Console
+
+from .result import Result
+
+stderr_console = Console(stderr=True)
+stdout_console = Console()
+
+
+def progress_enabled() -> bool:
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def finish(result: Result, as_json: bool) -> None:
+    """Print the JSON form when asked and exit with the result's code."""
+    if as_json:
+        click.echo(result.dumps())
+    raise SystemExit(int(result.exit_code))
+
+
+def json_option(f):  # type: ignore[no-untyped-def]
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Machine-readable result on stdout; logs go to stderr.")(f)
+
+
+def seed_option(f):  # type: ignore[no-untyped-def]
+    return click.option("--seed", type=int, default=0, show_default=True,
+                        help="Seed of every random choice.")(f)
