@@ -15,8 +15,7 @@ from typing import Any
 SCHEMA_VERSION = 1
 
 FINDING_KINDS = frozenset(
-    {"deadlock", "invariant", "race", "refinement", "lock-order", "exception", "counterexample",
-     "livelock", "misuse"}
+    {"deadlock", "invariant", "race", "refinement", "lock-order", "exception", "counterexample"}
 )
 
 
