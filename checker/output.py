@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -28,11 +30,14 @@ def finish(result: Result, as_json: bool) -> None:
     raise SystemExit(int(result.exit_code))
 
 
-def json_option(f):  # type: ignore[no-untyped-def]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True,
                         help="Machine-readable result on stdout; logs go to stderr.")(f)
 
 
-def seed_option(f):  # type: ignore[no-untyped-def]
+def seed_option(f: F) -> F:
     return click.option("--seed", type=int, default=0, show_default=True,
                         help="Seed of every random choice.")(f)

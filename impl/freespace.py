@@ -10,7 +10,14 @@ proofs prove is what runs here.  Callers hold the lock that protects the tree.
 from __future__ import annotations
 
 from .errors import InvariantViolation
-from .intervals import FitType, adjust_search_size, merge_ranges, nva_start_addr, u64, va_clip_ranges
+from .intervals import (
+    FitType,
+    adjust_search_size,
+    merge_ranges,
+    nva_start_addr,
+    u64,
+    va_clip_ranges,
+)
 from .rbtree import RBTree, VmapArea
 
 

@@ -38,7 +38,9 @@ class Lock(Protocol):
     lock_class: str
     kind: LockKind
 
-    def acquire(self) -> None: ...
+    def acquire(self) -> object:
+        """Block until held.  Any return value is ignored (``threading.Lock`` returns True)."""
+        ...
 
     def release(self) -> None: ...
 

@@ -91,7 +91,7 @@ class ReferenceModel:
         window = [b for b in fits if big is None or b[0] <= big[0]]
         addrs = []
         may_fail = big is None
-        for s, e in window:
+        for s, _e in window:
             nva = nva_start_addr(s, size, align, vstart)
             if nva + size <= vend:
                 addrs.append(nva)

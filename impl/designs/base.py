@@ -84,7 +84,7 @@ class VmapDesign(abc.ABC):
         self.page_size = self.config.page_size
         self.vmalloc_start = self.config.start
         self.vmalloc_end = self.config.end
-        self._hands: dict[int, list[Range]] = {}
+        self._hands: dict[int, set[Range]] = {}
         self._checks: list[InvariantCheck] = []
         self._locks: list[Lock] = []
 
@@ -153,7 +153,12 @@ class VmapDesign(abc.ABC):
 
     # ----------------------------------------------------------------- areas in hand
     def _hand_take(self, r: Range) -> None:
-        self._hands.setdefault(self.rt.thread_key(), []).append(r)
+        key = self.rt.thread_key()
+        held = self._hands.get(key)
+        if held is None:
+            self._hands[key] = {r}
+        else:
+            held.add(r)
 
     def _hand_drop(self, r: Range) -> None:
         key = self.rt.thread_key()
@@ -190,7 +195,7 @@ class VmapDesign(abc.ABC):
                 raise InvariantViolation("at-rest", f"areas still in hand: {self._hand_areas()}")
             self.check_at_rest()
 
-    def check_at_rest(self) -> None:
+    def check_at_rest(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Invariants that hold only with no operation in flight (counters).  Override."""
 
     def check_conservation(self) -> None:
