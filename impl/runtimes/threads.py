@@ -3,15 +3,24 @@
 Each worker thread is pinned to a CPU id with ``pin_cpu`` (thread-local), as the kernel's
 test threads are bound to CPUs.  Atomics use a lock of their own, so correctness never relies
 on the GIL and the code runs unchanged on a free-threaded interpreter.  Deferred work runs on one
-worker thread, like a single-threaded workqueue; ``quiesce`` waits until it is idle.
+worker thread; ``quiesce`` waits until it is idle.  ``flush`` called from that worker (a drain
+that flushes helper work it queued, as 6.9's purge does) runs the pending item inline, as
+another worker of a concurrency-managed workqueue would, instead of waiting for itself.
 
-Lock statistics (lock_stat) are an optional layer: pass ``lock_factory`` to wrap each lock.
+A work function that raises is recorded in ``work_errors`` (with its traceback) and reported
+through ``on_work_error`` at once, so that a stress run can stop instead of waiting for a drain
+that will never happen.
+
+Lock statistics (lock_stat) are an optional layer: pass ``lock_factory`` to wrap each lock
+(``checker.lockstat.LockStatRegistry`` does).
 """
 
 from __future__ import annotations
 
 import threading
+import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..runtime import Lock, LockKind
@@ -68,6 +77,18 @@ class ThreadAtomic:
             return self._value
 
 
+@dataclass(frozen=True)
+class WorkError:
+    """A work function raised: which work, the exception and its formatted traceback."""
+
+    work: str
+    exc: BaseException
+    traceback: str
+
+    def __str__(self) -> str:
+        return f"work {self.work} raised {type(self.exc).__name__}: {self.exc}"
+
+
 class ThreadWork:
     """One work item on the runtime's worker thread; pending until it starts running."""
 
@@ -76,6 +97,7 @@ class ThreadWork:
         self.fn = fn
         self._rt = rt
         self.pending = False
+        self.running = False
         self.runs = 0
 
     def schedule(self) -> bool:
@@ -88,18 +110,31 @@ class ThreadWork:
             return True
 
     def flush(self) -> None:
-        self._rt.quiesce()
+        """``flush_work``: wait until this work is neither pending nor running."""
+        rt = self._rt
+        if threading.current_thread() is rt._worker:
+            with rt._cv:
+                if not self.pending:
+                    return  # running now means: it is the caller itself
+                rt._queue.remove(self)
+                self.pending = False
+            rt._run(self)
+            return
+        with rt._cv:
+            rt._cv.wait_for(lambda: not self.pending and not self.running)
 
 
 class ThreadRuntime:
-    def __init__(self, lock_factory: Callable[[str, str, LockKind], Lock] | None = None) -> None:
+    def __init__(self, lock_factory: Callable[[str, str, LockKind], Lock] | None = None,
+                 on_work_error: Callable[[WorkError], None] | None = None) -> None:
         self._local = threading.local()
         self._lock_factory = lock_factory
+        self.on_work_error = on_work_error
         self._cv = threading.Condition()
         self._queue: list[ThreadWork] = []
         self._busy = False
         self._stopped = False
-        self.work_errors: list[BaseException] = []
+        self.work_errors: list[WorkError] = []
         self._worker = threading.Thread(target=self._work_loop, name="kworker", daemon=True)
         self._worker.start()
 
@@ -131,6 +166,10 @@ class ThreadRuntime:
         return obj
 
     # --------------------------------------------------------------- worker
+    @property
+    def worker(self) -> threading.Thread:
+        return self._worker
+
     def _work_loop(self) -> None:
         self.pin_cpu(0)
         while True:
@@ -143,25 +182,38 @@ class ThreadRuntime:
                 item.pending = False
                 self._busy = True
             try:
-                item.runs += 1
-                item.fn()
-            except BaseException as exc:  # noqa: BLE001 - reported by quiesce()
-                self.work_errors.append(exc)
+                self._run(item)
             finally:
                 with self._cv:
                     self._busy = False
                     self._cv.notify_all()
+
+    def _run(self, item: ThreadWork) -> None:
+        with self._cv:
+            item.running = True
+        try:
+            item.runs += 1
+            item.fn()
+        except BaseException as exc:  # noqa: BLE001 - reported, never swallowed silently
+            err = WorkError(item.name, exc, "".join(traceback.format_exception(exc)))
+            self.work_errors.append(err)
+            if self.on_work_error is not None:
+                self.on_work_error(err)
+        finally:
+            with self._cv:
+                item.running = False
+                self._cv.notify_all()
 
     def quiesce(self, timeout: float | None = None) -> bool:
         """Wait until no work is queued or running; False on timeout."""
         with self._cv:
             return self._cv.wait_for(lambda: not self._queue and not self._busy, timeout)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
         with self._cv:
             self._stopped = True
             self._cv.notify_all()
-        self._worker.join(timeout=10)
+        self._worker.join(timeout=timeout)
 
     def __enter__(self) -> ThreadRuntime:
         return self
