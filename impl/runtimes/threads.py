@@ -135,6 +135,7 @@ class ThreadRuntime:
         self._busy = False
         self._stopped = False
         self.work_errors: list[WorkError] = []
+        self.works: list[ThreadWork] = []
         self._worker = threading.Thread(target=self._work_loop, name="kworker", daemon=True)
         self._worker.start()
 
@@ -150,7 +151,9 @@ class ThreadRuntime:
         return ThreadAtomic(name, value)
 
     def work(self, name: str, fn: Callable[[], None]) -> ThreadWork:
-        return ThreadWork(self, name, fn)
+        w = ThreadWork(self, name, fn)
+        self.works.append(w)
+        return w
 
     def cpu_id(self) -> int:
         return getattr(self._local, "cpu", 0)
