@@ -19,7 +19,7 @@ def _scan() -> dict[str, type[VmapDesign]]:
     for info in pkgutil.walk_packages(__path__, prefix=__name__ + "."):
         module = importlib.import_module(info.name)
         for obj in vars(module).values():
-            if (isinstance(obj, type) and issubclass(obj, VmapDesign) and obj.name
+            if (isinstance(obj, type) and issubclass(obj, VmapDesign) and vars(obj).get("name")
                     and obj.__module__ == module.__name__):
                 if obj.name in found and found[obj.name] is not obj:
                     raise RuntimeError(f"two designs are named {obj.name!r}")

@@ -42,8 +42,7 @@ class GlobalDesign(VmapDesign):
         self.purge_vmap_area_lock = self._new_lock("purge_vmap_area_lock")
         self.vmap_purge_lock = self._new_lock("vmap_purge_lock", kind=LockKind.MUTEX)
         self.vmap_lazy_nr = rt.atomic("vmap_lazy_nr")
-        self.free_vmap_area_root = rt.shared(
-            "free_vmap_area_root", RBTree(augmented=True, name="free_vmap_area_root"))
+        self.free_vmap_area_root = rt.shared("free_vmap_area_root", self._make_free_tree())
         self.vmap_area_root = rt.shared("vmap_area_root", RBTree(name="vmap_area_root"))
         self.purge_vmap_area_root = rt.shared(
             "purge_vmap_area_root", RBTree(name="purge_vmap_area_root"))
@@ -61,6 +60,9 @@ class GlobalDesign(VmapDesign):
                              lambda: self.vmap_area_root.check())
         self._register_check("purge tree", [self.purge_vmap_area_lock],
                              lambda: self.purge_vmap_area_root.check())
+
+    def _make_free_tree(self) -> RBTree:
+        return RBTree(augmented=True, name="free_vmap_area_root")
 
     # ------------------------------------------------------------------ alloc
     def _alloc(self, size: int, align: int, vstart: int, vend: int) -> int:
@@ -145,6 +147,9 @@ class GlobalDesign(VmapDesign):
     def sub_lazy_nr(self, pages: int) -> int:
         return self.vmap_lazy_nr.sub_return(pages)
 
+    def lazy_nr(self) -> int:
+        return self.vmap_lazy_nr.read()
+
     # ------------------------------------------------------------------ find
     def _find(self, addr: int) -> Range | None:
         with self.vmap_area_lock:
@@ -160,7 +165,7 @@ class GlobalDesign(VmapDesign):
         while True:
             with self.vmap_purge_lock:
                 self._purge_vmap_area_lazy()
-            if self.vmap_lazy_nr.read() <= self.lazy_max:
+            if self.lazy_nr() <= self.lazy_max:
                 break
 
     def _purge_vmap_area_lazy(self) -> bool:
@@ -192,7 +197,7 @@ class GlobalDesign(VmapDesign):
             "lazy": self.purge_vmap_area_root.ranges(),
             **self._hand_areas(),
         }
-        return Snapshot(areas, {"vmap_lazy_nr": self.vmap_lazy_nr.read()})
+        return Snapshot(areas, {"vmap_lazy_nr": self.lazy_nr()})
 
     def check_free_tree(self) -> None:
         tree = self.free_vmap_area_root
@@ -208,7 +213,7 @@ class GlobalDesign(VmapDesign):
 
     def check_at_rest(self) -> None:
         lazy_pages = sum(self.pages(r) for r in self.purge_vmap_area_root.ranges())
-        nr = self.vmap_lazy_nr.read()
+        nr = self.lazy_nr()
         if nr != lazy_pages:
             raise InvariantViolation(
                 "vmap_lazy_nr", f"vmap_lazy_nr is {nr} but the lazy list holds {lazy_pages} pages")

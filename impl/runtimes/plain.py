@@ -30,10 +30,16 @@ class PlainLock:
         self._rt = rt
 
     def acquire(self) -> None:
+        rt = self._rt
         if self.held:
             raise LockMisuse(f"{self.name} acquired while already held (self-deadlock)")
+        if self.kind is LockKind.MUTEX and rt.spin_depth:
+            raise LockMisuse(f"sleeping in atomic context: mutex {self.name} taken while a "
+                             f"spinlock is held")
         self.held = True
-        self._rt.depth += 1
+        rt.depth += 1
+        if self.kind is LockKind.SPIN:
+            rt.spin_depth += 1
 
     def release(self) -> None:
         if not self.held:
@@ -41,6 +47,8 @@ class PlainLock:
         self.held = False
         rt = self._rt
         rt.depth -= 1
+        if self.kind is LockKind.SPIN:
+            rt.spin_depth -= 1
         if rt.depth == 0 and rt.pending:
             rt.run_pending()
 
@@ -112,6 +120,7 @@ class PlainRuntime:
     def __init__(self, cpu: int = 0, max_work_runs: int = 10_000) -> None:
         self.cpu = cpu
         self.depth = 0
+        self.spin_depth = 0
         self.pending: list[PlainWork] = []
         self.max_work_runs = max_work_runs
         self._running = False

@@ -1,0 +1,8 @@
+"""Seeded-bug variants ("mutants") of the designs: the catalog that proves the checker's power.
+
+Each mutant is a design of its own, subclassing the design it breaks, with class attributes:
+``mutant_of`` (the correct design), ``bug`` (what is wrong), ``source`` (the kernel bug of
+reference section 6 it mirrors, or the classic mistake), ``expected`` (the finding kind the
+checker must report) and ``catalog`` (the bounds to check it with: a plain dict of scenario
+settings that the checker reads; ``impl`` knows nothing of the checker).
+"""
