@@ -15,8 +15,9 @@ from rich.console import Console
 
 from .result import Result
 
-stderr_console = Console(stderr=True)
-stdout_console = Console()
+# Piped output keeps whole table rows instead of rich's 80-column default.
+stderr_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+stdout_console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def progress_enabled() -> bool:

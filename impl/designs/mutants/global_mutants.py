@@ -32,7 +32,8 @@ class GlobalAbba(GlobalMutant):
            "purge_vmap_area_lock: an ABBA inversion")
     source = "classic ABBA; the vmallocinfo nesting of reference section 1.3"
     expected = "lock-order"
-    catalog = {"threads": 2, "ops": 1, "program": ["a = alloc 1", "find a", "free a"]}
+    catalog = {"threads": [["a = alloc(1)", "find(a)", "free(a)"]] * 2,
+               "config": {"pages": 4, "lazy_max": 1, "cpus": 2}}
 
     def _find(self, addr: int) -> Range | None:
         with self.vmap_area_lock:
@@ -184,7 +185,7 @@ class GlobalDrainLivelock(GlobalMutant):
            "purging nothing never lowers it")
     source = "B4: c12cd77cb028 'fix spinning drain_vmap_work after reading from /proc/vmcore'"
     expected = "invariant"
-    catalog = {"threads": 1, "ops": 1, "program": ["a = alloc 1", "free a", "purge"]}
+    catalog = {"threads": [["purge()"]], "config": {"pages": 4, "lazy_max": 1, "cpus": 1}}
 
     def _purge(self) -> None:
         self.vmap_lazy_nr.set(self.lazy_max + 1)  # set_iounmap_nonlazy()
@@ -198,7 +199,10 @@ class GlobalClipNoPropagate(GlobalMutant):
            "is not called: ancestors keep a stale subtree_max_size")
     source = "classic augmented-tree mistake (cf. B10, stale subtree_max_size)"
     expected = "invariant"
-    catalog = {"threads": 1, "ops": 2}
+    # Two holes and a tail block, so that the tail is a child when an edge fit shrinks it.
+    catalog = {"threads": [["a = alloc(1)", "b = alloc(1)", "c = alloc(1)", "d = alloc(1)",
+                            "e = alloc(1)", "free(b)", "free(d)", "purge()", "f = alloc(2)"]],
+               "config": {"pages": 8, "lazy_max": 8, "cpus": 1}}
 
     def _make_free_tree(self) -> RBTree:
         return _StaleTree()
