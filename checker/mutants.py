@@ -75,7 +75,8 @@ def catalog_scenario(catalog: dict[str, Any], name: str) -> Scenario:
         data = {"name": name, "config": dict(catalog.get("config", {})),
                 "threads": [{"ops": list(ops)} for ops in threads]}
         return Scenario.from_json(data, f"catalog of {name}")
-    kwargs = {k: catalog[k] for k in ("ops", "pages", "lazy_max", "cpus") if k in catalog}
+    kwargs: dict[str, Any] = {k: catalog[k] for k in ("ops", "pages", "lazy_max", "cpus")
+                              if k in catalog}
     if "sizes" in catalog:
         kwargs["sizes"] = tuple(catalog["sizes"])
     return default_scenario(threads=int(threads), **kwargs)

@@ -84,7 +84,7 @@ class LockOrderGraph:
 
     def cycles(self, limit: int = 20) -> list[list[NestingEdge]]:
         """Elementary cycles of the class graph, each as its edges with their witnesses."""
-        out = []
+        out: list[list[NestingEdge]] = []
         for nodes in nx.simple_cycles(self.graph):
             if len(out) >= limit:
                 break
