@@ -11,7 +11,19 @@ successor states of actor ``a`` (its index in the state) to ``out``; a blocked o
 appends nothing.  Everything that can be decided at build time (lock bits, jump targets,
 protection) is bound into the closures.
 
-Relies on ``spec.protocol`` and ``spec.masks``.
+Two step tables are kept per actor.  The full one has a step per sync operation, as the
+implementation's scheduler sees them (refinement checks against it).  The reduced one, which the
+explorer uses, runs a lock's acquire (with its body) and the release that immediately follows
+it as one step: the acquire is a right mover and the release a left mover (Lipton), the block
+can only block at its first action, and its middle state differs from its end only by the lock
+being held, so deadlocks and the invariants over pages are preserved while the states where a
+thread merely sits inside a one-lock critical section disappear.  A spec with an unprotected
+field (lost-update semantics) keeps its full table: there a section's body is no mover.
+
+``sometimes`` properties are detected by their tagged steps, which add their tag to
+``Spec.events`` when the body takes its default outcome.
+
+Relies on ``spec.protocol``, ``spec.steps`` and ``spec.views``.
 """
 
 from __future__ import annotations
@@ -20,15 +32,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .masks import AREA_SHIFT, fmt, fmt_codes
 from .protocol import (
-    AUX,
-    G_HELD,
-    HAND,
-    HELD,
     N_COMMON,
     PC,
-    SCRATCH,
     Acquire,
     Act,
     ActorDef,
@@ -47,30 +53,14 @@ from .steps import (
     Resolve,
     State,
     Step,
+    compose_release,
     make_acquire,
     make_act,
     make_read,
     make_release,
     make_write,
 )
-
-Check = Callable[[State], "str | None"]
-
-OWNER_KINDS = ("mask", "codes")
-
-
-@dataclass(frozen=True)
-class FieldDef:
-    name: str
-    init: object
-    owner: str | None  # "mask" or "codes" when the field owns pages, else None
-
-
-@dataclass(frozen=True)
-class LockDef:
-    name: str
-    lock_class: str
-    mutex: bool
+from .views import OWNER_KINDS, Check, FieldDef, LockDef, SpecViews
 
 
 @dataclass(frozen=True)
@@ -100,14 +90,16 @@ class Builder:
         self.sometimes: list[Sometimes] = []
 
     # ------------------------------------------------------------------ declarations
-    def glob(self, name: str, init: object, owner: str | None = None) -> int:
+    def glob(self, name: str, init: object, owner: str | None = None,
+             show: str | None = None) -> int:
         assert owner is None or owner in OWNER_KINDS
-        self.globals.append(FieldDef(name, init, owner))
+        self.globals.append(FieldDef(name, init, owner, show))
         return len(self.globals) - 1
 
-    def local(self, name: str, init: object, owner: str | None = None) -> int:
+    def local(self, name: str, init: object, owner: str | None = None,
+              show: str | None = None) -> int:
         assert owner is None or owner in OWNER_KINDS
-        self.extra_locals.append(FieldDef(name, init, owner))
+        self.extra_locals.append(FieldDef(name, init, owner, show))
         return N_COMMON + len(self.extra_locals) - 1
 
     def lock(self, name: str, lock_class: str | None = None, mutex: bool = False,
@@ -170,7 +162,7 @@ def _join(*parts: str) -> str:
     return ", ".join(p for p in parts if p)
 
 
-class Spec:
+class Spec(SpecViews):
     """A compiled spec for one configuration: initial state, steps, invariants, symmetry."""
 
     def __init__(self, b: Builder) -> None:
@@ -188,6 +180,9 @@ class Spec:
         self.lock_info = LockInfo([lk.name for lk in self.locks], [lk.mutex for lk in self.locks])
         self.sometimes = list(b.sometimes)
         self.invariant_defs = list(b.invariants)
+        self.events: set[str] = set()
+        # Fields some section touches without their lock: no body is a mover then.
+        self.racy = False
 
         # Actors with equal signatures are made contiguous so that one slice sorts a group.
         order: dict[object, int] = {}
@@ -208,25 +203,21 @@ class Spec:
             k = j + 1
 
         self.tables: list[list[Step | None]] = []
+        self.rtables: list[list[Step | None]] = []
         self.step_text: list[list[str]] = []
+        self.rstep_text: list[list[str]] = []
         self.pos_text: list[list[str]] = []
         self.rest: list[frozenset[int]] = []
-        self.tag_pcs: dict[str, list[dict[int, frozenset[int]]]] = {}
         self.slot_index: list[dict[str, int]] = []
+        expanded = [self._expand(a) for a in actors]
         inits: list[tuple[object, ...]] = []
-        for a in actors:
+        for a, (micros, labels) in zip(actors, expanded, strict=True):
             n_locals = N_COMMON + len(b.extra_locals) + len(a.slots)
             loc: list[Any] = [0] * n_locals
             for i, fd in enumerate(self.local_fields):
                 loc[i] = fd.init
-            table, texts, pos, rest, tags, init_pc = self._compile_actor(a, loc)
-            self.tables.append(table)
-            self.step_text.append(texts)
-            self.pos_text.append(pos)
-            self.rest.append(rest)
+            init_pc = self._compile_actor(a, micros, labels, loc)
             self.slot_index.append(dict(a.slots))
-            for tag, pcs in tags.items():
-                self.tag_pcs.setdefault(tag, [{} for _ in actors])[len(self.tables) - 1] = pcs
             loc[PC] = init_pc
             inits.append(tuple(loc))
         self.init: State = tuple(fd.init for fd in self.global_fields) + tuple(inits)
@@ -282,11 +273,15 @@ class Spec:
                 outer.append(ins.lock)
             elif isinstance(ins, Release):
                 name = self._lock_name(ins.lock)
-                micros.append(_Micro("rel", f"unlock {name}",
-                                     _join(op_text, holding([]), f"before unlocking {name}"),
-                                     lock=ins.lock))
                 if ins.lock in outer:
                     outer.remove(ins.lock)
+                if unprotected(ins.touches, outer):
+                    raise ValueError(f"unlock {name}: the code after it touches a locked field")
+                micros.append(_Micro("rel", f"unlock {name}",
+                                     _join(op_text, holding([ins.lock]),
+                                           f"before unlocking {name}"),
+                                     lock=ins.lock, body=ins.body,
+                                     jumps={j: j for j in ins.jumps}))
             elif isinstance(ins, Sec):
                 after = new_label()
                 bad = unprotected(ins.touches, [*outer, *ins.locks])
@@ -309,6 +304,7 @@ class Spec:
                                          tag=ins.tag if last else None))
                     taken.append(ref)
                 if bad:
+                    self.racy = True
                     fname = self.global_fields[bad[0]].name
                     micros.append(_Micro("read", f"read {fname} without its lock ({ins.what})",
                                          _join(op_text, holding(taken), f"before {ins.what}"),
@@ -339,10 +335,9 @@ class Spec:
                 raise TypeError(f"unknown instruction {ins!r}")
         return micros, labels
 
-    def _compile_actor(self, a: ActorDef, init_locals: list[Any]) -> tuple[
-            list[Step | None], list[str], list[str], frozenset[int],
-            dict[str, dict[int, frozenset[int]]], int]:
-        micros, labels = self._expand(a)
+    def _compile_actor(self, a: ActorDef, micros: list[_Micro], labels: dict[str, int],
+                       init_locals: list[Any]) -> int:
+        """Make both step tables of one actor; returns its initial position."""
         done = len(micros)
         labels.setdefault("__end", done)
 
@@ -384,25 +379,45 @@ class Spec:
             resolve = resolve_fn
 
         table: list[Step | None] = [None] * (done + 1)
-        texts = [m.text for m in micros] + ["done"]
-        pos = [m.pos for m in micros] + ["done"]
-        tags: dict[str, dict[int, frozenset[int]]] = {}
+        nexts: dict[int, set[int]] = {}
         for pc, m in enumerate(micros):
             if m.kind in ("goto", "branch"):
                 continue
             nxt = chase(pc + 1)
             jumps = {k: target(v) for k, v in (m.jumps or {}).items()}
+            nexts[pc] = {nxt, *jumps.values()}
             table[pc] = self._make_step(m, nxt, jumps, resolve, frozenset(branch_fns))
-            if m.tag is not None:
-                tags.setdefault(m.tag, {})[pc] = frozenset(jumps.values())
+        texts = [m.text for m in micros] + ["done"]
+
+        # The reduced table: an acquire whose every next position is the release of the same
+        # (static) lock runs that release in the same step.
+        rtable = list(table)
+        rtexts = list(texts)
+        if not self.racy:
+            for pc, m in enumerate(micros):
+                if m.kind != "acq" or not isinstance(m.lock, int):
+                    continue
+                after = nexts[pc]
+                if all(q < done and micros[q].kind == "rel" and micros[q].lock == m.lock
+                       and micros[q].body is None for q in after):
+                    first = table[pc]
+                    assert first is not None
+                    rtable[pc] = compose_release(first, table)
+                    rtexts[pc] = f"{texts[pc]}; unlock {self._lock_name(m.lock)}"
+        self.tables.append(table)
+        self.rtables.append(rtable)
+        self.step_text.append(texts)
+        self.rstep_text.append(rtexts)
+        self.pos_text.append([m.pos for m in micros] + ["done"])
         rest = {done}
         for lbl in a.rest_labels:
             rest.add(target(lbl))
+        self.rest.append(frozenset(rest))
         init_pc = chase(0)
         if resolve is not None:
             # A decision at the very start depends on the initial state only.
             init_pc = resolve(init_pc, list(self._init_globals()), list(init_locals))
-        return table, texts, pos, frozenset(rest), tags, init_pc
+        return init_pc
 
     def _init_globals(self) -> tuple[object, ...]:
         return tuple(fd.init for fd in self.global_fields)
@@ -413,12 +428,14 @@ class Spec:
         if resolve is not None and nxt not in branch_pcs and not (
                 set(jumps.values()) & branch_pcs):
             resolve = None
+        if m.tag is not None and m.body is not None:
+            m = _tagged(m, self.events)
         if m.kind == "acq":
             assert m.lock is not None
             return make_acquire(m.lock, self.lock_info, m.body, m.choose, nxt, jumps, resolve)
         if m.kind == "rel":
             assert m.lock is not None
-            return make_release(m.lock, self.lock_info, nxt, resolve)
+            return make_release(m.lock, self.lock_info, m.body, nxt, jumps, resolve)
         if m.kind == "act":
             return make_act(m.body, m.choose, m.guard, nxt, jumps, resolve)
         if m.kind == "read":
@@ -429,17 +446,10 @@ class Spec:
         raise ValueError(f"cannot compile {m.kind}")
 
     # ------------------------------------------------------------------ exploration API
-    def successors(self, s: State) -> list[State]:
-        out: list[State] = []
-        for k, a in enumerate(self.actor_index):
-            st = self.tables[k][s[a][PC]]
-            if st is not None:
-                st(s, a, out)
-        return out
-
-    def make_successors(self) -> Callable[[State], list[State]]:
-        """A closure over the step tables, faster than the method in a tight loop."""
-        pairs = [(a, tbl) for a, tbl in zip(self.actor_index, self.tables, strict=True)]
+    def make_successors(self, reduced: bool = True) -> Callable[[State], list[State]]:
+        """``successors(s)``: every successor state, from the reduced or the full tables."""
+        tables = self.rtables if reduced else self.tables
+        pairs = [(a, tbl) for a, tbl in zip(self.actor_index, tables, strict=True)]
 
         def successors(s: State) -> list[State]:
             out: list[State] = []
@@ -450,23 +460,27 @@ class Spec:
             return out
         return successors
 
-    def labeled_successors(self, s: State) -> list[tuple[int, str, State]]:
+    def labeled_successors(self, s: State, reduced: bool = True
+                           ) -> list[tuple[int, str, State]]:
         """Successors with the actor (position in ``actor_names``) and the step's text."""
+        tables = self.rtables if reduced else self.tables
+        texts = self.rstep_text if reduced else self.step_text
         res: list[tuple[int, str, State]] = []
         for k, a in enumerate(self.actor_index):
             pc = s[a][PC]
-            st = self.tables[k][pc]
+            st = tables[k][pc]
             if st is None:
                 continue
             out: list[State] = []
             st(s, a, out)
             for ns in out:
-                res.append((k, self.step_text[k][pc], ns))
+                res.append((k, texts[k][pc], ns))
         return res
 
-    def actor_step(self, s: State, k: int) -> list[State]:
-        """The successors of ``s`` by actor ``k`` alone."""
-        st = self.tables[k][s[self.actor_index[k]][PC]]
+    def actor_step(self, s: State, k: int, reduced: bool = False) -> list[State]:
+        """The successors of ``s`` by actor ``k`` alone (full tables unless ``reduced``)."""
+        tables = self.rtables if reduced else self.tables
+        st = tables[k][s[self.actor_index[k]][PC]]
         out: list[State] = []
         if st is not None:
             st(s, self.actor_index[k], out)
@@ -495,193 +509,22 @@ class Spec:
             return tuple(parts)
         return canon
 
-    def event_predicate(self, tag: str) -> Callable[[State, State], bool]:
-        """``pred(pre, post)``: some actor ran the step tagged ``tag`` and took its default
-        outcome (the body fell through rather than jumping)."""
-        per_actor = [(a, pcs) for a, pcs in zip(self.actor_index,
-                                                  self.tag_pcs.get(tag, []), strict=False) if pcs]
-
-        def pred(pre: State, post: State) -> bool:
-            for a, pcs in per_actor:
-                t0 = pre[a]
-                jumps = pcs.get(t0[PC])
-                if jumps is not None:
-                    t1 = post[a]
-                    if t1 is not t0 and t1 != t0 and t1[PC] not in jumps:
-                        return True
-            return False
-        return pred
-
     def at_rest(self, s: State) -> bool:
         return all(s[a][PC] in self.rest[k] for k, a in enumerate(self.actor_index))
 
-    # ------------------------------------------------------------------ invariants
-    def _make_checks(self) -> None:
-        design = [(name, make(self)) for name, make in self.invariant_defs]
-        fast = self._generate_fast_check()
+def _tagged(m: _Micro, events: set[str]) -> _Micro:
+    """The micro with a body that records its tag when it takes the default outcome."""
+    body = m.body
+    tag = m.tag
+    assert body is not None and tag is not None
 
-        def check(s: State) -> tuple[str, str] | None:
-            if not fast(s):
-                return self._explain(s)
-            for name, fn in design:
-                msg = fn(s)
-                if msg is not None:
-                    return name, msg
-            return None
-
-        self.check = check
-
-    def _generate_fast_check(self) -> Callable[[State], bool]:
-        """Single owner, conservation and lock exclusion in one generated expression.
-
-        Pairwise-disjoint masks are exactly those whose sum equals their OR, so one sum and one
-        OR over every owner decide both "no page has two owners" and, compared with the whole
-        range, "no page is lost"; the held-lock masks are checked the same way.  The code is
-        generated for this spec's layout so that the check is one flat expression.
-        """
-        masks: list[str] = []
-        lines = ["def fast(s):"]
-        for i, f in enumerate(self.global_fields):
-            if f.owner == "mask":
-                masks.append(f"s[{i}]")
-            elif f.owner == "codes":
-                lines.append(f"    c{i} = [c >> {AREA_SHIFT} for c in s[{i}]]")
-                masks.append(f"sum(c{i})")
-                masks.append(f"_or(c{i})")
-        held: list[str] = []
-        for k, a in enumerate(self.actor_index):
-            lines.append(f"    t{k} = s[{a}]")
-            held.append(f"t{k}[{HELD}]")
-            for i, f in enumerate(self.local_fields):
-                if f.owner == "mask":
-                    masks.append(f"t{k}[{i}]")
-                elif f.owner == "codes":
-                    lines.append(f"    d{k}_{i} = [c >> {AREA_SHIFT} for c in t{k}[{i}]]")
-                    masks.append(f"sum(d{k}_{i})")
-                    masks.append(f"_or(d{k}_{i})")
-        # A codes field contributes its sum to the sum and its OR to the OR.
-        sum_terms = [m for m in masks if not m.startswith("_or(")]
-        or_terms = [m.replace("sum(", "_or(") if m.startswith("sum(") else m
-                    for m in masks if not m.startswith("_or(")]
-        lines.append(f"    total = {' + '.join(sum_terms) or '0'}")
-        lines.append(f"    acc = {' | '.join(or_terms) or '0'}")
-        lines.append(f"    h = {' + '.join(held) or '0'}")
-        lines.append(f"    hh = {' | '.join(held) or '0'}")
-        lines.append(f"    return total == acc == {self.all_pages} and h == hh == s[{G_HELD}]")
-        env: dict[str, Any] = {"_or": _or_all}
-        exec("\n".join(lines), env)  # noqa: S102 - code generated from our own layout
-        fn: Callable[[State], bool] = env["fast"]
-        return fn
-
-    def local_sum(self, field: int) -> Callable[[State], int]:
-        """``f(s)``: the sum over all actors of local ``field`` (generated, for invariants)."""
-        terms = " + ".join(f"s[{a}][{field}]" for a in self.actor_index) or "0"
-        env: dict[str, Any] = {}
-        exec(f"def f(s):\n    return {terms}", env)  # noqa: S102 - generated from the layout
-        fn: Callable[[State], int] = env["f"]
-        return fn
-
-    def owners(self, s: State) -> list[tuple[str, int]]:
-        """Every owner of pages in ``s`` with its mask (slow; for messages and refinement)."""
-        out: list[tuple[str, int]] = []
-        for i, f in enumerate(self.global_fields):
-            if f.owner == "mask":
-                out.append((f.name, s[i]))
-            elif f.owner == "codes":
-                for c in s[i]:
-                    out.append((f.name, c >> AREA_SHIFT))
-        for k, a in enumerate(self.actor_index):
-            for i, f in enumerate(self.local_fields):
-                if f.owner == "mask":
-                    out.append((f"{f.name}:{self.actor_names[k]}", s[a][i]))
-                elif f.owner == "codes":
-                    for c in s[a][i]:
-                        out.append((f"{f.name}:{self.actor_names[k]}", c >> AREA_SHIFT))
-        return out
-
-    def _explain(self, s: State) -> tuple[str, str]:
-        owners = [(n, m) for n, m in self.owners(s) if m]
-        for i, (n1, m1) in enumerate(owners):
-            for n2, m2 in owners[i + 1:]:
-                if m1 & m2:
-                    return ("single-owner",
-                            f"pages {fmt(m1 & m2)} are owned by both {n1} and {n2}")
-        acc = 0
-        for _, m in owners:
-            acc |= m
-        if acc != self.all_pages:
-            return ("conservation",
-                    f"pages {fmt(self.all_pages & ~acc)} are owned by nothing (lost)")
-        held = 0
-        for a in self.actor_index:
-            h = s[a][HELD]
-            if held & h:
-                names = [self.locks[i].name for i in range(len(self.locks)) if held & h >> i & 1]
-                return "mutual-exclusion", f"{', '.join(names)} held by two threads at once"
-            held |= h
-        return "lock-state", "the held-lock mask disagrees with the holders"
-
-    # ------------------------------------------------------------------ presentation
-    def lock_holders(self, s: State) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for k, a in enumerate(self.actor_index):
-            h = s[a][HELD]
-            for i, lk in enumerate(self.locks):
-                if h >> i & 1:
-                    out[lk.name] = self.actor_names[k]
-        return out
-
-    def describe(self, s: State) -> dict[str, Any]:
-        """A readable form of a state: owners of pages, lock holders, actor positions."""
-        glob: dict[str, Any] = {}
-        for i, f in enumerate(self.global_fields):
-            if i == G_HELD:
-                continue
-            v = s[i]
-            if f.owner == "mask":
-                glob[f.name] = fmt(v)
-            elif f.owner == "codes":
-                glob[f.name] = fmt_codes(v)
-            else:
-                glob[f.name] = v
-        actors: dict[str, Any] = {}
-        for k, a in enumerate(self.actor_index):
-            t = s[a]
-            d: dict[str, Any] = {"at": self.pos_text[k][t[PC]]}
-            if t[HAND]:
-                d["hand"] = fmt(t[HAND])
-            for i, f in enumerate(self.local_fields):
-                if i in (PC, HELD, HAND, SCRATCH, AUX):
-                    continue
-                if f.owner == "codes" and t[i]:
-                    d[f.name] = fmt_codes(t[i])
-                elif f.owner == "mask" and t[i]:
-                    d[f.name] = fmt(t[i])
-                elif f.owner is None and t[i] != f.init:
-                    d[f.name] = t[i]
-            slots = {n: fmt(self.slot_mask(t[i])) for n, i in self.slot_index[k].items() if t[i]}
-            if slots:
-                d["slots"] = slots
-            actors[self.actor_names[k]] = d
-        return {"globals": glob, "locks": self.lock_holders(s), "actors": actors}
-
-    @staticmethod
-    def slot_mask(v: object) -> int:
-        """A slot holds an area code (mask and tag); 0 when empty."""
-        assert isinstance(v, int)
-        return v >> AREA_SHIFT
-
-    def summary(self) -> dict[str, Any]:
-        return {"spec": self.name, "pages": self.pages, **self.params,
-                "actors": list(self.actor_names),
-                "locks": [lk.name for lk in self.locks]}
+    def tagged(*args: Any) -> str | None:
+        r = body(*args)
+        if r is None:
+            events.add(tag)
+        return r
+    return _Micro(m.kind, m.text, m.pos, m.lock, tagged, m.guard, m.jumps, m.next_label,
+                  m.field, m.tag, m.branch, m.choose)
 
 
-def _or_all(masks: list[int]) -> int:
-    acc = 0
-    for m in masks:
-        acc |= m
-    return acc
-
-
-__all__ = ["AUX", "Builder", "Sometimes", "Spec", "State"]
+__all__ = ["Builder", "Sometimes", "Spec", "State"]

@@ -74,15 +74,20 @@ class ExploreResult:
 Progress = Callable[[dict[str, Any]], None]
 
 
-def explore(spec: Spec, *, symmetry: bool = True, max_states: int | None = None,
-            timeout: float | None = None, progress: Progress | None = None,
-            progress_interval: float = 0.25) -> ExploreResult:
-    successors = spec.make_successors()
+def explore(spec: Spec, *, symmetry: bool = True, reduce: bool = True,
+            max_states: int | None = None, timeout: float | None = None,
+            progress: Progress | None = None, progress_interval: float = 0.25) -> ExploreResult:
+    successors = spec.make_successors(reduced=reduce)
     canon = spec.make_canon() if symmetry else None
     check = spec.check
     rest = [(a, r) for a, r in zip(spec.actor_index, spec.rest, strict=True)]
-    pending = [(sm.name, spec.event_predicate(sm.tag)) for sm in spec.sometimes]
+    events = spec.events
+    events.clear()
+    tag_names: dict[str, list[str]] = {}
+    for sm in spec.sometimes:
+        tag_names.setdefault(sm.tag, []).append(sm.name)
     seen_at: dict[str, int | None] = {sm.name: None for sm in spec.sometimes}
+    unseen = len(tag_names)
 
     t0 = time.perf_counter()
     init = canon(spec.init) if canon is not None else spec.init
@@ -102,11 +107,12 @@ def explore(spec: Spec, *, symmetry: bool = True, max_states: int | None = None,
         return {"distinct_states": len(parent), "transitions": transitions, "depth": depth,
                 "frontier": len(frontier), "seconds": round(elapsed, 3),
                 "states_per_second": int(len(parent) / elapsed) if elapsed > 0 else 0,
-                "symmetry": symmetry, "complete": False}
+                "symmetry": symmetry, "reduction": reduce and not spec.racy,
+                "complete": False}
 
     bad = check(init)
     if bad is not None:
-        violation = _violation(spec, canon, parent, init, "invariant", *bad, None)
+        violation = _violation(spec, canon, reduce, parent, init, "invariant", *bad, None)
 
     while frontier and violation is None:
         nxt: list[State] = []
@@ -115,21 +121,22 @@ def explore(spec: Spec, *, symmetry: bool = True, max_states: int | None = None,
             try:
                 succ = successors(s)
             except SpecAssertion as exc:
-                violation = _violation(spec, canon, parent, s, "invariant", exc.invariant,
-                                       exc.message, exc)
+                violation = _violation(spec, canon, reduce, parent, s, "invariant",
+                                       exc.invariant, exc.message, exc)
                 break
             if not succ:
                 if any(s[a][0] not in r for a, r in rest):
-                    violation = _deadlock(spec, canon, parent, s)
+                    violation = _deadlock(spec, canon, reduce, parent, s)
                     break
                 continue
             transitions += len(succ)
-            if pending:
-                for ns in succ:
-                    for item in list(pending):
-                        if item[1](s, ns):
-                            pending.remove(item)
-                            seen_at[item[0]] = depth + 1
+            if unseen and events:
+                for tag in events:
+                    for n in tag_names.get(tag, ()):
+                        if seen_at[n] is None:
+                            seen_at[n] = depth + 1
+                events.clear()
+                unseen = sum(1 for ns_ in tag_names.values() if seen_at[ns_[0]] is None)
             for ns in succ:
                 if canon is not None:
                     ns = canon(ns)
@@ -138,7 +145,8 @@ def explore(spec: Spec, *, symmetry: bool = True, max_states: int | None = None,
                 parent[ns] = s
                 bad = check(ns)
                 if bad is not None:
-                    violation = _violation(spec, canon, parent, ns, "invariant", *bad, None)
+                    violation = _violation(spec, canon, reduce, parent, ns, "invariant", *bad,
+                                           None)
                     break
                 nxt.append(ns)
             if violation is not None:
@@ -187,13 +195,13 @@ def _chain(parent: dict[State, State | None], s: State) -> list[State]:
     return out
 
 
-def _replay(spec: Spec, canon: Callable[[State], State] | None,
+def _replay(spec: Spec, canon: Callable[[State], State] | None, reduce: bool,
             chain: list[State]) -> tuple[list[tuple[int, str, State]], State]:
     """Concrete states along a canonical path, each with the actor and step taken."""
     cur = spec.init
     steps: list[tuple[int, str, State]] = []
     for want in chain[1:]:
-        for k, text, ns in spec.labeled_successors(cur):
+        for k, text, ns in spec.labeled_successors(cur, reduced=reduce):
             if (canon(ns) if canon is not None else ns) == want:
                 steps.append((k, text, ns))
                 cur = ns
@@ -231,27 +239,28 @@ def _trace(spec: Spec, steps: list[tuple[int, str, State]]) -> list[TraceStep]:
     return out
 
 
-def _violation(spec: Spec, canon: Callable[[State], State] | None,
+def _violation(spec: Spec, canon: Callable[[State], State] | None, reduce: bool,
                parent: dict[State, State | None], s: State, kind: str, invariant: str,
                message: str, exc: SpecAssertion | None) -> Violation:
-    steps, cur = _replay(spec, canon, _chain(parent, s))
+    steps, cur = _replay(spec, canon, reduce, _chain(parent, s))
     trace = _trace(spec, steps)
     if exc is not None:
         # The failing step itself: find the actor whose step raises.
         for k in range(len(spec.actor_names)):
             try:
-                spec.actor_step(cur, k)
+                spec.actor_step(cur, k, reduced=reduce)
             except SpecAssertion as again:
                 pc = cur[spec.actor_index[k]][0]
-                trace.append(TraceStep(spec.actor_names[k], spec.step_text[k][pc],
+                texts = spec.rstep_text if reduce else spec.step_text
+                trace.append(TraceStep(spec.actor_names[k], texts[k][pc],
                                        {"assertion": again.message}))
                 break
     return Violation(kind, invariant, message, trace, spec.describe(cur))
 
 
-def _deadlock(spec: Spec, canon: Callable[[State], State] | None,
+def _deadlock(spec: Spec, canon: Callable[[State], State] | None, reduce: bool,
               parent: dict[State, State | None], s: State) -> Violation:
-    steps, cur = _replay(spec, canon, _chain(parent, s))
+    steps, cur = _replay(spec, canon, reduce, _chain(parent, s))
     holders = spec.lock_holders(cur)
     waiting = []
     for k, a in enumerate(spec.actor_index):

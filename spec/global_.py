@@ -207,14 +207,18 @@ class GlobalSpec:
             t[AUX] = 1 if S[NR] > lazy_max else 0
         return Act("atomic_long_add_return vmap_lazy_nr", add)
 
-    def lazy_insert(self) -> Sec:
+    def lazy_insert(self) -> list[Instr]:
+        return [Sec("insert: hand -> lazy", (self.L_PURGE,), self.to_lazy_body(),
+                    touches=(self.LAZY,))]
+
+    def to_lazy_body(self) -> Callable[[list[Any], list[Any]], None]:
         LAZY, COUNTED = self.LAZY, self.COUNTED
 
         def to_lazy(S: list[Any], t: list[Any]) -> None:
             S[LAZY] |= t[HAND]
             t[HAND] = 0
             t[COUNTED] = 0
-        return Sec("insert: hand -> lazy", (self.L_PURGE,), to_lazy, touches=(LAZY,))
+        return to_lazy
 
     def free_noflush(self, end: str) -> list[Instr]:
         PENDING = self.PENDING
@@ -224,24 +228,30 @@ class GlobalSpec:
             t[AUX] = 0
         return [
             self.add_lazy_nr(),
-            self.lazy_insert(),
+            *self.lazy_insert(),
             Branch("over lazy_max_pages", lambda S, t: None if t[AUX] else end),
             Act("schedule_work drain_vmap_work", schedule),
         ]
 
     def find(self, slot: int) -> list[Instr]:
-        BUSY = self.BUSY
         end = self.label("end")
+        return [
+            Branch("slot empty", lambda S, t: end if not t[slot] else None),
+            self.lookup_section(slot),
+            Label(end),
+        ]
+
+    def lookup_body(self, slot: int) -> Callable[[list[Any], list[Any]], None]:
+        BUSY = self.BUSY
 
         def lookup(S: list[Any], t: list[Any]) -> None:
             area = t[slot] >> 8
             if area & ~S[BUSY]:
                 raise SpecAssertion("find", f"find_vmap_area misses the busy area {fmt(area)}")
-        return [
-            Branch("slot empty", lambda S, t: end if not t[slot] else None),
-            Sec("find_vmap_area: look up busy", (self.L_BUSY,), lookup),
-            Label(end),
-        ]
+        return lookup
+
+    def lookup_section(self, slot: int) -> Sec:
+        return Sec("find_vmap_area: look up busy", (self.L_BUSY,), self.lookup_body(slot))
 
     # ------------------------------------------------------------------ purge
     def detach_section(self, skip: str) -> Sec:

@@ -94,7 +94,12 @@ class Acquire:
 
 @dataclass(frozen=True)
 class Release:
+    """Drop a lock taken by ``Acquire``; ``body`` is the code after the unlock (same step)."""
+
     lock: LockRef
+    body: Body | None = None
+    touches: tuple[int, ...] = ()
+    jumps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -115,8 +115,9 @@ def make_acquire(ref: LockRef, locks: LockInfo, body: Body | None, choose: Choos
     return acquire
 
 
-def make_release(ref: LockRef, locks: LockInfo, nxt: int, resolve: Resolve | None) -> Step:
-    if isinstance(ref, int) and resolve is None:
+def make_release(ref: LockRef, locks: LockInfo, body: Body | None, nxt: int,
+                 jumps: dict[str, int], resolve: Resolve | None) -> Step:
+    if isinstance(ref, int) and resolve is None and body is None:
         bit = 1 << ref
         name = locks.names[ref]
 
@@ -132,7 +133,7 @@ def make_release(ref: LockRef, locks: LockInfo, nxt: int, resolve: Resolve | Non
             out.append(tuple(S))
         return release_fast
 
-    emit = _emitter(nxt, {}, resolve)
+    run = _runner(body, None, _emitter(nxt, jumps, resolve))
 
     def release(s: State, a: int, out: list[State]) -> None:
         t = list(s[a])
@@ -143,7 +144,7 @@ def make_release(ref: LockRef, locks: LockInfo, nxt: int, resolve: Resolve | Non
         S = list(s)
         S[G_HELD] = s[G_HELD] & ~bit
         t[HELD] &= ~bit
-        emit(S, t, None, out, a)
+        run(S, t, out, a)
     return release
 
 
@@ -195,3 +196,16 @@ def make_write(fld: int, body: Body, nxt: int, jumps: dict[str, int],
         t[SCRATCH] = 0
         emit(S, t, body(S, t), out, a)
     return write
+
+
+def compose_release(first: Step, table: list[Step | None]) -> Step:
+    """``first`` (an acquire) followed, in the same step, by the release at the position it
+    leads to."""
+    def reduced(s: State, a: int, out: list[State]) -> None:
+        mid: list[State] = []
+        first(s, a, mid)
+        for m in mid:
+            rel = table[m[a][PC]]
+            assert rel is not None
+            rel(m, a, out)
+    return reduced
