@@ -1,0 +1,209 @@
+"""Exhaustive depth-first search of schedules, with or without partial-order reduction.
+
+Stateless, by re-execution (loom's model): the search keeps the path of choice points of the
+current execution; each new execution replays the path's prefix and extends it.  At a new choice
+point the running thread continues if it can (no preemption), else the lowest enabled thread.
+
+Three modes:
+
+* ``reduction=False``: every enabled thread is explored at every point (the baseline).
+* ``reduction=True`` without a preemption bound: source-set DPOR with sleep sets.  After each
+  execution its races (``dpor.Clocks``) add, at the point before the first step of each race,
+  one initial of the reversing sequence unless one is already there.  A thread explored at a
+  point sleeps in the later branches of that point until a step dependent with its pending
+  operation runs; an execution in which every enabled thread sleeps is cut ("sleep-set
+  blocked": everything after it is covered elsewhere).
+* ``reduction=True`` with a preemption bound: bounded partial-order reduction (Coons, Musuvathi
+  and McKinley, OOPSLA 2013).  Plain DPOR pruned by a bound misses executions within the bound,
+  because the bound makes independent steps matter (reordering can change the number of
+  preemptions).  BPOR compensates: a race adds its thread (or, when that thread is not enabled
+  there, every enabled thread) both at the point before the race and at the point where the
+  context containing it began, and sleep sets are not used.  Threads whose choice would exceed
+  the bound are not explored; what that cuts is counted separately and does not make the search
+  incomplete: the result is exhaustive *for the bound*.
+
+Relies on ``dpor.Clocks`` for races and ``search.Search`` for the budget and statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..runtimes.controlled import ControlledRuntime
+from .dpor import Clocks
+from .execution import ExecutionOutcome
+from .search import Search
+
+
+class NondeterminismError(RuntimeError):
+    """Replaying a recorded prefix led somewhere else: the design is not deterministic."""
+
+
+class Node:
+    """A choice point: the state before one step of the current path."""
+
+    __slots__ = ("enabled", "pending", "sleep", "backtrack", "done", "chosen", "prev",
+                 "preempts")
+
+    def __init__(self, enabled: tuple[int, ...], pending: dict[int, tuple[int, bool]],
+                 sleep: frozenset[int], prev: int, preempts: int) -> None:
+        self.enabled = enabled
+        self.pending = pending
+        self.sleep = sleep
+        self.backtrack: set[int] = set()
+        self.done: set[int] = set()
+        self.chosen: int | None = None
+        self.prev = prev
+        self.preempts = preempts
+
+    def is_preemption(self, tid: int) -> bool:
+        return self.prev >= 0 and tid != self.prev and self.prev in self.enabled
+
+
+def _independent(a: tuple[int, bool], b: tuple[int, bool]) -> bool:
+    return a[0] != b[0] or not (a[1] or b[1])
+
+
+class PathScheduler:
+    """Follows the search path, then extends it with new choice points."""
+
+    def __init__(self, dfs: DfsExplorer) -> None:
+        self.dfs = dfs
+        self.pos = 0
+
+    def choose(self, rt: ControlledRuntime, enabled: Sequence[int]) -> int | None:
+        dfs = self.dfs
+        path = dfs.path
+        i = self.pos
+        self.pos += 1
+        if i < len(path):
+            node = path[i]
+            if node.chosen is None or tuple(enabled) != node.enabled:
+                raise NondeterminismError(
+                    f"replaying step {i}: enabled threads {list(enabled)} differ from the "
+                    f"recorded {list(node.enabled)}; the design must be deterministic for a "
+                    f"given schedule")
+            return node.chosen
+        threads = rt.threads
+        pending = {}
+        for tid in enabled:
+            p = threads[tid].pending
+            assert p is not None
+            pending[tid] = (p.key, p.write)
+        if path:
+            parent = path[-1]
+            chosen = parent.chosen
+            assert chosen is not None
+            prev = chosen
+            preempts = parent.preempts + (1 if parent.is_preemption(chosen) else 0)
+            if dfs.sleep_sets:
+                cp = parent.pending[chosen]
+                sleep = frozenset(q for q in (parent.sleep | parent.done) if q != chosen
+                                  and _independent(parent.pending[q], cp))
+            else:
+                sleep = frozenset()
+        else:
+            prev, preempts, sleep = -1, 0, frozenset()
+        node = Node(tuple(enabled), pending, sleep, prev, preempts)
+        path.append(node)
+        choices = [t for t in enabled if t not in sleep and dfs.within_bound(node, t)]
+        if not choices:
+            return None
+        c = prev if prev in choices else choices[0]
+        node.chosen = c
+        node.done.add(c)
+        if dfs.reduction:
+            node.backtrack.add(c)
+        else:
+            node.backtrack.update(choices)
+        return c
+
+
+class DfsExplorer:
+    """One exhaustive search (one preemption bound, or none)."""
+
+    def __init__(self, reduction: bool = True, preemption_bound: int | None = None) -> None:
+        self.reduction = reduction
+        self.bound = preemption_bound
+        self.sleep_sets = reduction and preemption_bound is None
+        self.path: list[Node] = []
+
+    def within_bound(self, node: Node, tid: int) -> bool:
+        if self.bound is None:
+            return True
+        return node.preempts + (1 if node.is_preemption(tid) else 0) <= self.bound
+
+    def search(self, search: Search, keep_going: int = 0) -> bool:
+        """Run until the tree is exhausted (True) or the budget stops it.  With
+        ``stop_on_first``, stop ``keep_going`` executions after the first violation (a
+        shrinking search goes on a little to find a shorter one)."""
+        first: int | None = None
+        while True:
+            if search.out_of_budget():
+                return False
+            outcome = search.run(PathScheduler(self))
+            if self.reduction:
+                self._add_backtracks(outcome)
+            if search.violations and search.budget.stop_on_first:
+                if first is None:
+                    first = search.stats.executions
+                if search.stats.executions - first >= keep_going:
+                    search.stats.stopped_by = "violation"
+                    return False
+            if not self._next_branch(search):
+                return True
+
+    # ------------------------------------------------------------------ backtracking
+    def _next_branch(self, search: Search) -> bool:
+        path = self.path
+        st = search.stats
+        while path:
+            node = path[-1]
+            if node.chosen is not None:
+                for t in sorted(node.backtrack):
+                    if t in node.done or t in node.sleep or t not in node.enabled:
+                        continue
+                    if not self.within_bound(node, t):
+                        continue
+                    node.chosen = t
+                    node.done.add(t)
+                    return True
+            for t in node.enabled:
+                if t in node.done:
+                    continue
+                if not self.within_bound(node, t):
+                    st.bound_cut += 1
+                else:
+                    st.pruned += 1
+            path.pop()
+        return False
+
+    def _add_backtracks(self, outcome: ExecutionOutcome) -> None:
+        steps = outcome.steps
+        if len(steps) < 2:
+            return
+        clocks = Clocks(steps, len(outcome.thread_names))
+        path = self.path
+        if self.bound is None:
+            for i, j in clocks.races:
+                node = path[i]
+                initials = clocks.initials(i, j)
+                if any(q in node.backtrack for q in initials):
+                    continue
+                for q in initials:
+                    if q in node.enabled and q not in node.sleep:
+                        node.backtrack.add(q)
+                        break
+        else:
+            # Context starts: the point where the thread running step i was switched in.
+            starts = [0] * len(steps)
+            for k in range(1, len(steps)):
+                starts[k] = k if steps[k].tid != steps[k - 1].tid else starts[k - 1]
+            for i, j in clocks.races:
+                p = steps[j].tid
+                for k in (i, starts[i]):
+                    node = path[k]
+                    if p in node.enabled:
+                        node.backtrack.add(p)
+                    else:
+                        node.backtrack.update(node.enabled)
