@@ -115,13 +115,29 @@ def make_machine(design_name: str) -> type[RuleBasedStateMachine]:
         @precondition(lambda self: self.live)
         @rule(data=st.data(), cpu=st.integers(0, 3))
         def free(self, data: st.DataObject, cpu: int) -> None:
-            addr = data.draw(st.sampled_from(self.live))
+            self.free_addr(data.draw(st.sampled_from(self.live)), cpu)
+
+        def free_addr(self, addr: int, cpu: int) -> None:
             self.rt.set_cpu(cpu % self.cfg.nr_cpus)
             self.d.free(addr)
             self.live.remove(addr)
             self.ref.free(addr)
             if self.exact:
                 self.ref.drain_if_needed()
+
+        @rule(pages=st.integers(1, 3), count=st.integers(2, 8), cpu=st.integers(0, 3))
+        def burst(self, pages: int, count: int, cpu: int) -> None:
+            """Several areas of one size from one CPU, then all freed: fills a node's size
+            class past the four entries a partial pool decay needs, and runs a CPU's
+            pre-fetched chunk down to its watermark."""
+            got = []
+            for _ in range(count):
+                before = len(self.live)
+                self.alloc(pages, 0, cpu, None, False)
+                if len(self.live) > before:
+                    got.append(self.live[-1])
+            for addr in got:
+                self.free_addr(addr, cpu)
 
         @rule(page=st.integers(0, PAGES - 1), offset=st.sampled_from([0, 1, PAGE // 2]))
         def free_bad_address(self, page: int, offset: int) -> None:
