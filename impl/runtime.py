@@ -106,6 +106,11 @@ class Runtime(Protocol):
         class attributes) so that lockset race detection can see it."""
         ...
 
+    def flush_tlb_kernel_range(self, start: int, end: int) -> None:
+        """Invalidate the kernel TLB entries of ``[start, end)`` on every CPU: a broadcast IPI.
+        Costs time in virtual time, does nothing elsewhere."""
+        ...
+
 
 class SharedCell:
     """A plain (non-atomic) shared integer.  Correct designs use ``Atomic``; a cell declared

@@ -338,6 +338,9 @@ class ControlledRuntime:
         self.objects.append(proxy)
         return proxy  # type: ignore[return-value]
 
+    def flush_tlb_kernel_range(self, start: int, end: int) -> None:
+        pass  # no cost and no scheduling point here: only virtual time charges it
+
     # ------------------------------------------------------------------ threads
     def spawn(self, name: str, cpu: int, body: Callable[[], None]) -> ModelThread:
         """A program thread; it starts running (its local code up to its first scheduling

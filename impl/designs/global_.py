@@ -176,6 +176,7 @@ class GlobalDesign(VmapDesign):
         if not local:
             return False
         self.purges += 1
+        self.rt.flush_tlb_kernel_range(local[0][0], local[-1][1])  # the list is address-sorted
         with self.free_vmap_area_lock:
             for area in local:
                 merge_or_add_vmap_area(self.free_vmap_area_root, *area)

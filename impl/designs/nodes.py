@@ -159,6 +159,8 @@ class NodesDesign(ShardedDesign):
         if not purge_lists:
             return False
         self.purges += 1
+        self.rt.flush_tlb_kernel_range(min(vas[0].va_start for _, vas in purge_lists),
+                                       max(vas[-1].va_end for _, vas in purge_lists))
         for i, vas in purge_lists:  # the helpers' share included: see the module note
             self.purge_vmap_node(i, vas, skip_populate=full)
         return True

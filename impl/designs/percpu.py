@@ -209,6 +209,8 @@ class PercpuDesign(ShardedDesign):
             return False
         if need_purge:
             self.purges += 1
+            self.rt.flush_tlb_kernel_range(min(vas[0].va_start for vas in purge_lists if vas),
+                                           max(vas[-1].va_end for vas in purge_lists if vas))
         for z in range(self.nr_shards):
             self.purge_cpu_vmap_zone(purge_lists[z])
             self.drop_cpu_vmap_cache(z)

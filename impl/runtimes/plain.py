@@ -147,6 +147,9 @@ class PlainRuntime:
     def shared(self, name: str, obj: T) -> T:
         return obj
 
+    def flush_tlb_kernel_range(self, start: int, end: int) -> None:
+        pass
+
     def run_pending(self) -> None:
         if self._running:  # work scheduled by work runs after it, in the same loop
             return

@@ -168,6 +168,9 @@ class ThreadRuntime:
     def shared(self, name: str, obj: T) -> T:
         return obj
 
+    def flush_tlb_kernel_range(self, start: int, end: int) -> None:
+        pass
+
     # --------------------------------------------------------------- worker
     @property
     def worker(self) -> threading.Thread:
