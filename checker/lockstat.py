@@ -1,18 +1,23 @@
 """lock_stat for the real-threads runtime: instrumented locks and their frozen statistics.
 
-``LockStatRegistry`` is a ``lock_factory`` for ``impl.runtimes.threads.ThreadRuntime``: every lock
-a design takes from the runtime becomes a ``StatLock`` that records what ``/proc/lock_stat``
+``LockStatRegistry`` is a ``lock_factory`` for ``impl.runtimes.threads.ThreadRuntime``: every
+lock a design takes from the runtime becomes a ``StatLock`` that records what ``/proc/lock_stat``
 reports (Documentation/locking/lockstat.rst): acquisitions, contentions (acquires whose first
 try failed and that had to wait), wait time and hold time (total, min, max), and the functions
-the waiters were in ("contention points").  ``statistics()`` returns frozen objects per lock
-and aggregated per lock class (all per-node busy locks are one class, as lockdep groups them),
-in the manner of trio's ``ParkingLot.statistics()``.
+the waiters were in ("contention points").  Each contention is also attributed to the thread
+that held the lock when the waiter found it taken: the drain worker (``worker_ident``) or
+another thread, so that queueing behind a purge is told apart from threads colliding on the
+allocation path.  ``statistics()`` returns frozen objects per lock and aggregated per lock
+class (all per-node busy locks are one class, as lockdep groups them), in the manner of trio's
+``ParkingLot.statistics()``.
 
-Cost and correctness: the fast path is a non-blocking acquire plus two ``perf_counter_ns``
-calls; frames are looked at only on contention.  Every counter of a lock is updated while that
-lock is held (acquire side after obtaining it, hold side before releasing it), so the figures
-are exact without relying on the GIL, on a free-threaded interpreter as well.  Reading them
-while threads still run gives a slightly stale but self-consistent view.
+Cost and correctness: the fast path is a non-blocking acquire, two ``perf_counter_ns`` calls
+and one ``get_ident``; frames are looked at only on contention.  Every counter of a lock is
+updated while that lock is held (acquire side after obtaining it, hold side before releasing
+it), so the figures are exact without relying on the GIL, on a free-threaded interpreter as
+well.  Only the holder attribution reads a field without the lock (a stale read attributes one
+wait to the previous holder).  Reading the figures while threads still run gives a slightly
+stale but self-consistent view.
 
 Lock order: with ``record_order=True`` each thread keeps a stack of the locks it holds and every
 acquire records "acquired B while holding A" as ``(held_class, acquired_class, source)`` (source:
@@ -29,6 +34,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from threading import get_ident
 from time import perf_counter_ns
 from types import FrameType
 from typing import Any
@@ -56,16 +62,22 @@ def _source(depth: int) -> str:
 class StatLock:
     """A non-recursive lock that records lock_stat figures.  Satisfies ``impl.runtime.Lock``."""
 
-    __slots__ = ("name", "lock_class", "kind", "_lock", "_t_acq",
+    __slots__ = ("name", "lock_class", "kind", "_lock", "_t_acq", "_holder", "worker_ident",
                  "acquisitions", "contentions", "wait_total", "wait_max", "wait_min",
-                 "hold_total", "hold_max", "hold_min", "contention_points")
+                 "hold_total", "hold_max", "hold_min", "contention_points",
+                 "worker_contentions", "worker_wait_total")
 
-    def __init__(self, name: str, lock_class: str, kind: LockKind) -> None:
+    def __init__(self, name: str, lock_class: str, kind: LockKind,
+                 worker_ident: int | None = None) -> None:
         self.name = name
         self.lock_class = lock_class
         self.kind = kind
+        self.worker_ident = worker_ident
         self._lock = threading.Lock()
         self._t_acq = 0
+        self._holder = 0
+        self.worker_contentions = 0
+        self.worker_wait_total = 0
         self.acquisitions = 0
         self.contentions = 0
         self.wait_total = 0
@@ -78,11 +90,16 @@ class StatLock:
 
     def _contended(self, depth: int) -> None:
         """Slow path: the first try failed; wait, then account the wait (under the lock)."""
+        holder = self._holder  # who held it when we found it taken (a benign, racy read)
         t0 = _now()
         self._lock.acquire()
         t1 = _now()
+        self._holder = get_ident()
         waited = t1 - t0
         self.contentions += 1
+        if holder == self.worker_ident:
+            self.worker_contentions += 1
+            self.worker_wait_total += waited
         self.wait_total += waited
         if waited > self.wait_max:
             self.wait_max = waited
@@ -95,6 +112,7 @@ class StatLock:
     def acquire(self) -> None:
         if self._lock.acquire(False):
             self._t_acq = _now()
+            self._holder = get_ident()
             self.acquisitions += 1
         else:
             self._contended(1)
@@ -112,6 +130,7 @@ class StatLock:
     def __enter__(self) -> None:
         if self._lock.acquire(False):
             self._t_acq = _now()
+            self._holder = get_ident()
             self.acquisitions += 1
         else:
             self._contended(1)
@@ -136,7 +155,9 @@ class StatLock:
             wait_min_ns=self.wait_min if self.contentions else 0,
             hold_total_ns=self.hold_total, hold_max_ns=self.hold_max,
             hold_min_ns=self.hold_min if self.acquisitions else 0,
-            contention_points=tuple(self.contention_points.most_common()))
+            contention_points=tuple(self.contention_points.most_common()),
+            worker_contentions=self.worker_contentions,
+            worker_wait_total_ns=self.worker_wait_total)
 
     def __repr__(self) -> str:
         return f"<{self.kind.value} {self.name} (lock_stat)>"
@@ -157,7 +178,7 @@ class OrderedStatLock(StatLock):
 
     def __init__(self, name: str, lock_class: str, kind: LockKind,
                  registry: LockStatRegistry) -> None:
-        super().__init__(name, lock_class, kind)
+        super().__init__(name, lock_class, kind, registry.worker_ident)
         self._registry = registry
 
     def _note_acquired(self, depth: int) -> None:
@@ -184,6 +205,7 @@ class OrderedStatLock(StatLock):
     def acquire(self) -> None:
         if self._lock.acquire(False):
             self._t_acq = _now()
+            self._holder = get_ident()
             self.acquisitions += 1
         else:
             self._contended(1)
@@ -196,6 +218,7 @@ class OrderedStatLock(StatLock):
     def __enter__(self) -> None:
         if self._lock.acquire(False):
             self._t_acq = _now()
+            self._holder = get_ident()
             self.acquisitions += 1
         else:
             self._contended(1)
@@ -211,7 +234,8 @@ class LockStatistics:
     """lock_stat figures of one lock, or of a lock class (``instances`` > 1 when aggregated).
 
     Times are nanoseconds.  ``contention_points`` pairs a function name with how many times a
-    waiter was there, most frequent first.
+    waiter was there, most frequent first.  ``worker_*`` is the part of the contentions and of
+    the wait where the lock was held by the drain worker; the rest is held by other threads.
     """
 
     name: str
@@ -227,6 +251,13 @@ class LockStatistics:
     hold_max_ns: int
     hold_min_ns: int
     contention_points: tuple[tuple[str, int], ...] = ()
+    worker_contentions: int = 0
+    worker_wait_total_ns: int = 0
+
+    @property
+    def thread_wait_total_ns(self) -> int:
+        """Wait behind locks held by threads other than the drain worker."""
+        return self.wait_total_ns - self.worker_wait_total_ns
 
     @property
     def contention_ratio(self) -> float:
@@ -250,6 +281,9 @@ class LockStatistics:
             "hold_total_ns": self.hold_total_ns, "hold_max_ns": self.hold_max_ns,
             "hold_min_ns": self.hold_min_ns, "hold_mean_ns": self.hold_mean_ns,
             "contention_points": [list(p) for p in self.contention_points],
+            "worker_contentions": self.worker_contentions,
+            "worker_wait_total_ns": self.worker_wait_total_ns,
+            "thread_wait_total_ns": self.thread_wait_total_ns,
         }
 
 
@@ -277,7 +311,9 @@ def aggregate(name: str, stats: Iterable[LockStatistics]) -> LockStatistics:
         hold_total_ns=sum(s.hold_total_ns for s in items),
         hold_max_ns=max(s.hold_max_ns for s in items),
         hold_min_ns=min(acquired) if acquired else 0,
-        contention_points=tuple(points.most_common()))
+        contention_points=tuple(points.most_common()),
+        worker_contentions=sum(s.worker_contentions for s in items),
+        worker_wait_total_ns=sum(s.worker_wait_total_ns for s in items))
 
 
 @dataclass(frozen=True)
@@ -333,8 +369,10 @@ class LockStatRegistry:
     """The ``lock_factory`` of a ``ThreadRuntime``: hands out instrumented locks and keeps them
     so that their statistics can be read.  ``record_order`` selects the held-stack variant."""
 
-    def __init__(self, record_order: bool = False) -> None:
+    def __init__(self, record_order: bool = False, worker_ident: int | None = None) -> None:
         self.record_order = record_order
+        # The drain worker's thread id, for attributing waits; set before locks are made.
+        self.worker_ident = worker_ident
         self._locks: list[StatLock] = []
         self._guard = threading.Lock()
         self._held = _HeldStack()
@@ -345,7 +383,7 @@ class LockStatRegistry:
         if self.record_order:
             lock = OrderedStatLock(name, lock_class, kind, self)
         else:
-            lock = StatLock(name, lock_class, kind)
+            lock = StatLock(name, lock_class, kind, self.worker_ident)
         with self._guard:
             self._locks.append(lock)
         return lock

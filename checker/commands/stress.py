@@ -32,7 +32,10 @@ from ..stress.runner import RunResult, StressConfig, python_info, run_combinatio
 from ..stress.vmallocinfo import NoReader
 from ..stress.workloads import SelectionError, TestCase, by_mask, by_names
 
-# Why 100 µs, not the interpreter's 5 ms: see --switch-interval's help and the README.
+# 100 µs, about ten alloc/free pairs: under the GIL contention is preemption of lock holders,
+# and a short slice spreads preemptions over all critical sections in proportion to their
+# length, so the per-lock figures show where threads collide.  With the interpreter's 5 ms,
+# a run is a few long convoys on whichever lock a preemption happened to hit.
 DEFAULT_SWITCH_INTERVAL = 1e-4
 
 
@@ -96,10 +99,11 @@ def _expected_ops(cfg: StressConfig) -> int:
                                       "until the time is up) instead of a fixed repeat count.")
 @click.option("--switch-interval", type=click.FloatRange(min=0, min_open=True),
               default=DEFAULT_SWITCH_INTERVAL, show_default=True, metavar="SECONDS",
-              help="sys.setswitchinterval for the run (GIL builds).  Threads contend only when a "
-                   "lock holder loses the GIL inside its critical section; a slice much "
-                   "shorter than the default 5 ms interleaves threads at the scale of one "
-                   "alloc/free, as concurrent CPUs do.")
+              help="sys.setswitchinterval for the run (GIL builds; restored after).  Threads "
+                   "contend only when a lock holder loses the GIL inside its critical section; "
+                   "100 µs (about ten alloc/free pairs) spreads those preemptions over all "
+                   "critical sections, where the interpreter's 5 ms gives a few long convoys "
+                   "on one lock.")
 @click.option("--no-lockstat", is_flag=True,
               help="Plain locks, no statistics (to measure lock_stat's own cost).")
 @click.option("--lockstat-overhead", is_flag=True,

@@ -33,7 +33,7 @@ class Overhead:
         return self.lockstat_us_per_op / self.plain_us_per_op if self.plain_us_per_op else 0.0
 
 
-def micro_ns(n: int = 200_000, rounds: int = 5) -> dict[str, float]:
+def micro_ns(n: int = 100_000, rounds: int = 3) -> dict[str, float]:
     """ns per uncontended acquire+release through ``with``, best of ``rounds``."""
     out: dict[str, float] = {}
     for label, lock in (("ThreadLock", ThreadLock("m", "m", LockKind.SPIN)),

@@ -26,6 +26,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 from impl.config import VmapConfig
@@ -34,7 +35,7 @@ from impl.errors import InvariantViolation
 from impl.intervals import lazy_max_pages
 from impl.runtimes.threads import ThreadRuntime, WorkError
 
-from ..lockstat import LockStatRegistry, LockStatReport
+from ..lockstat import LockStatRegistry, LockStatReport, StatLock
 from ..result import Finding
 from .vmallocinfo import NoReader, reader_for
 from .workloads import TestCase, TestContext, live_pages_estimate
@@ -142,22 +143,51 @@ class RunResult:
         return lat[k] / 1000.0
 
     @property
+    def blocked_share(self) -> float | None:
+        """Lock wait over all thread time: the share of the threads' time spent blocked on
+        locks (the analogue of the kernel's spin slow-path share in a profile)."""
+        if self.lockstat is None or self.elapsed_s <= 0:
+            return None
+        return self.lockstat.total.wait_total_ns / (self.threads * self.elapsed_s * 1e9)
+
+    @property
     def unexpected_failures(self) -> int:
         return sum(c.unexpected_failures for t in self.threads_state for c in t.cases.values())
 
 
-def _stacks(threads: list[threading.Thread], depth: int = 6) -> dict[str, list[str]]:
-    """Where each thread is now (innermost frames last), for a stall report."""
+_PLUMBING = ("lockstat.py", "threading.py", "runner.py", "threads.py")
+
+
+def _blocked_on(frame: FrameType | None) -> Any:
+    """The instrumented lock a thread is blocked in, if any (found in its innermost frames)."""
+    while frame is not None:
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, StatLock):
+            return candidate
+        frame = frame.f_back
+    return None
+
+
+def blocked_report(threads: list[threading.Thread], depth: int = 6) -> dict[str, Any]:
+    """Where each thread is (innermost frames last, runtime plumbing left out) and, with
+    lock_stat on, which lock it waits for and which thread holds that lock."""
     frames = sys._current_frames()
-    out: dict[str, list[str]] = {}
+    names = {t.ident: t.name for t in threading.enumerate()}
+    stacks: dict[str, list[str]] = {}
+    waits: dict[str, str] = {}
     for t in threads:
         frame = frames.get(t.ident or -1)
         if frame is None:
             continue
-        summary = traceback.extract_stack(frame)[-depth:]
-        out[t.name] = [f"{fs.name} ({fs.filename.rsplit('/', 1)[-1]}:{fs.lineno}): {fs.line}"
-                       for fs in summary]
-    return out
+        summary = [fs for fs in traceback.extract_stack(frame)
+                   if not fs.filename.endswith(_PLUMBING)][-depth:]
+        stacks[t.name] = [f"{fs.name} ({fs.filename.rsplit('/', 1)[-1]}:{fs.lineno}): "
+                          f"{fs.line}" for fs in summary]
+        lock = _blocked_on(frame)
+        if lock is not None:
+            holder = names.get(lock._holder, f"thread {lock._holder}")
+            waits[t.name] = f"waits for {lock.name} held by {holder}"
+    return {"waits": waits, "stacks": stacks}
 
 
 class _Run:
@@ -170,6 +200,8 @@ class _Run:
         self._errors_lock = threading.Lock()
         self.registry = LockStatRegistry(cfg.record_order) if cfg.lockstat else None
         self.rt = ThreadRuntime(lock_factory=self.registry, on_work_error=self._work_error)
+        if self.registry is not None:
+            self.registry.worker_ident = self.rt.worker.ident
         self.result = RunResult(design_cls.name, cfg.threads, cfg.vmap_config(), cfg.loops,
                                 cfg.repeat)
         try:
@@ -306,11 +338,13 @@ class _Run:
         res.stalled = True
         self.stop.set()
         stuck = [t for t in threads if t.is_alive()] + [self.rt.worker]
+        report = blocked_report(stuck)
+        waits = "; ".join(f"{k} {v}" for k, v in report["waits"].items())
         res.findings.append(Finding(
             "deadlock",
             f"no progress for {self.cfg.stall_timeout:g} s: {sum(t.is_alive() for t in threads)} "
-            f"test thread(s) blocked; the run was stopped (stacks in the trace)",
-            {"stacks": _stacks(stuck)}))
+            f"test thread(s) blocked, the run was stopped"
+            + (f": {waits}" if waits else " (stacks in the trace)"), report))
         res.invariants = "not checked: the run stalled"
 
     def _drain_and_check(self) -> None:

@@ -26,6 +26,7 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import perf_counter_ns
+from typing import ClassVar
 
 from impl.designs import VmapDesign
 from impl.errors import AllocationFailed
@@ -41,6 +42,8 @@ LONG_BUSY_LIST_LEN = 15000
 @dataclass
 class TestContext:
     """What one test thread works with.  ``nr_cpus`` is ``num_online_cpus()``."""
+
+    __test__: ClassVar[bool] = False  # not a pytest class, despite the kernel's naming
 
     design: VmapDesign
     rng: random.Random
@@ -238,6 +241,8 @@ def vmallocinfo_test(ctx: TestContext) -> bool:
 class TestCase:
     """One entry of ``test_case_array``; ``index`` is its kernel index (mask bit ``1 << index``),
     or None for cases of our own."""
+
+    __test__: ClassVar[bool] = False
 
     name: str
     short: str
