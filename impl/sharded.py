@@ -15,6 +15,9 @@ pass (the series removed the 6.1-6.8 repeat loop).  Allocation falls back to the
 tree; if that fails, it purges once under the mutex (``reclaim_and_purge_vmap_areas``) and
 retries, then fails with the kernel's message.
 
+Areas handed back to the global free tree in one lock hold are joined first when they touch
+(``reclaim_list_global``): the same tree afterwards, fewer tree operations.
+
 The kernel peeks at some structures without their lock before locking them (``RB_EMPTY_ROOT``,
 ``list_empty``).  Those peeks are benign races in C; here the check is made under the lock, so a
 lockset analysis sees only the locking the kernel relies on.

@@ -41,13 +41,14 @@ the running thread):
   ``purge()`` pass ``full=False``, one pass).  For each node ``i`` in order:
   ``decay_va_pool_node``: [``vn[i].pool_lock``: which classes are non-empty], then per class
   [``vn[i].pool_lock``: detach the whole list, pool -> hand], keep all of it (``full``) or
-  ``len >> 2`` entries from the head, [``vn[i].pool_lock``: the rest hand -> pool]; then
-  [``free_vmap_area_lock``: the kept ones hand -> free, merged].  Then
-  [``vn[i].lazy.lock``: detach the lazy tree, lazy -> hand].  After all nodes, for each node
-  with lazy areas (``purge_vmap_node``), per area: atomic ``vmap_lazy_nr -= pages``; if its node
-  id is valid, not ``full`` (``skip_populate``) and it has a size class,
-  [``vn[i].pool_lock``: hand -> pool, at the head]; the others, at the end,
-  [``free_vmap_area_lock``: hand -> free, merged].
+  ``len >> 2`` entries from the head, and, if any are left, [``vn[i].pool_lock``: the rest
+  hand -> pool]; then, if any were taken, [``free_vmap_area_lock``: the taken ones hand -> free,
+  merged].  Then [``vn[i].lazy.lock``: detach the lazy tree, lazy -> hand].  After all nodes,
+  for each node that had lazy areas (``purge_vmap_node``), per area: atomic
+  ``vmap_lazy_nr -= pages``; if its node id is valid, not ``full`` (``skip_populate``) and it
+  has a size class, [``vn[i].pool_lock``: hand -> pool, at the head]; the others, at the end and
+  if there are any, [``free_vmap_area_lock``: hand -> free, merged].  A purge with no lazy area
+  anywhere still decays the pools.
 
 Modelling choices:
 
@@ -134,7 +135,10 @@ class NodesDesign(ShardedDesign):
     # ------------------------------------------------------------------ free
     def free_vmap_area_noflush(self, va: VmapArea) -> None:
         nr_lazy = self.vmap_lazy_nr.add_return((va.va_end - va.va_start) // self.page_size)
-        h = self.lazy_home(va)
+        n = self.nr_vmap_nodes
+        h = decode_vn_id(va.flags, n)  # the hot path of lazy_home()
+        if h >= n:
+            h = (va.va_start // self.zone_size) % n
         with self.lazy_lock[h]:
             self.lazy_root[h].insert(va)
             self._hand_drop((va.va_start, va.va_end))

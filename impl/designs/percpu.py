@@ -49,11 +49,11 @@ the running thread):
 - ``find(addr)``: the scan of free (1), read only.
 - purge (caller holds ``vmap_purge_lock``; the drain and ``purge()`` pass ``full=False``, one
   pass).  For each zone: [``zone[z].lazy.lock``: detach, lazy -> hand].  If any zone had lazy
-  areas, or ``full``: for each zone, [``free_vmap_area_lock``: its lazy areas hand -> free,
-  merged, ``vmap_lazy_nr -= pages`` per area] (``purge_cpu_vmap_zone``), then
-  ``drop_cpu_vmap_cache``: [``zone[z].free.lock``: detach the cache, cache -> hand],
-  [``free_vmap_area_lock``: hand -> free, merged].  Lazy areas never return to a chunk: chunks
-  and freed areas meet again, merged, in the global free tree.
+  areas, or ``full``: for each zone in order, if it had lazy areas, [``free_vmap_area_lock``:
+  they go hand -> free, merged, ``vmap_lazy_nr -= pages`` per area] (``purge_cpu_vmap_zone``);
+  then ``drop_cpu_vmap_cache``: [``zone[z].free.lock``: detach the cache, cache -> hand] and,
+  if it held anything, [``free_vmap_area_lock``: hand -> free, merged].  Lazy areas never
+  return to a chunk: chunks and freed areas meet again, merged, in the global free tree.
 
 Modelling choices where the series left a gap or a known flaw:
 
