@@ -164,6 +164,8 @@ class PercpuDesign(ShardedDesign):
             start, end = self.vmalloc_start, self.vmalloc_end
             cvz = self.cvz_size
             with self.free_vmap_area_lock:
+                # The series asks for align 1; every free block is page aligned, so PAGE_SIZE
+                # is the same request.
                 got = alloc_from_tree(self.free_vmap_area_root, cvz, self.page_size, start, end,
                                       self.page_size)
                 if got is None:
