@@ -59,6 +59,7 @@ def test_json_run_has_the_contract_shape_and_every_figure(
         "free_vmap_area_lock", "vmap_area_lock", "purge_vmap_area_lock", "vmap_purge_lock"}
     assert len(r2["summary_lines"]) == 2
     assert stats["wait_comparison"]["baseline"] == "global"
+    assert stats["headline"]["threads"] == 2 and stats["headline"]["baseline"] == "global"
     assert png.stat().st_size > 0
     rows = list(csv.DictReader((tmp_path / "stress.csv").open()))
     assert [(r["design"], r["threads"]) for r in rows] == [("global", "1"), ("global", "2")]
@@ -73,7 +74,9 @@ def test_text_run_prints_summaries_lock_stat_and_comparison(
     assert re.search(r"^Summary: fix_size_alloc_test passed: 1 failed: 0 repeat: 1 loops: 50 "
                      r"avg: \d+ usec$", out, re.M)
     assert "lock_stat: global, 2 thread(s)" in out and "lock_stat: nodes, 2 thread(s)" in out
-    assert "GIL" in out and "lock wait relative to global" in out
+    assert "GIL" in out and "contentions relative to global" in out
+    assert re.search(r"at 2 thread\(s\): global waits most on", out)
+    assert "nodes: total wait" in out
     assert "lock_stat overhead on global" in out
     assert "stress: ok" in out
 

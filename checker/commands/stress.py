@@ -27,7 +27,14 @@ from ..output import finish, json_option, progress_enabled, seed_option, stderr_
 from ..result import Finding, Outcome, Result
 from ..stress import overhead as overhead_mod
 from ..stress.plot import write_plot
-from ..stress.report import Printer, interpreter_note, run_json, wait_comparison
+from ..stress.report import (
+    Printer,
+    headline,
+    headline_text,
+    interpreter_note,
+    run_json,
+    wait_comparison,
+)
 from ..stress.runner import RunResult, StressConfig, python_info, run_combination
 from ..stress.vmallocinfo import NoReader
 from ..stress.workloads import SelectionError, TestCase, by_mask, by_names
@@ -147,8 +154,9 @@ def command(design_spec: str | None, threads_spec: str, test: str | None, mask: 
     if lock_order and no_lockstat:
         raise click.UsageError("--lock-order needs the instrumented locks; drop --no-lockstat")
 
-    out = Console(stderr=True) if as_json else Console(
-        width=None if sys.stdout.isatty() else 200)
+    # Wide tables: 200 columns when the stream is a file or a pipe, the terminal's otherwise.
+    stream_tty = sys.stderr.isatty() if as_json else sys.stdout.isatty()
+    out = Console(stderr=as_json, width=None if stream_tty else 200)
     printer = Printer(out, per_lock=per_lock)
     old_interval = sys.getswitchinterval()
     sys.setswitchinterval(switch_interval)
@@ -170,8 +178,11 @@ def command(design_spec: str | None, threads_spec: str, test: str | None, mask: 
 
     comp = wait_comparison(runs, baseline)
     printer.overview(runs)
+    head = headline(runs, comp, baseline)
     if not no_lockstat:
         printer.comparison(comp, baseline)
+        if head is not None:
+            out.print(headline_text(head), highlight=False)
     csv_path = None
     if plot_path is not None and runs:
         subtitle = (f"{', '.join(c.short for c in tests)}; loops {loops}; Python "
@@ -180,7 +191,7 @@ def command(design_spec: str | None, threads_spec: str, test: str | None, mask: 
         csv_path = write_plot(runs, plot_path, subtitle)
         out.print(f"plot: {plot_path}  data: {csv_path}", highlight=False)
 
-    result = _result(runs, comp, info, overheads, csv_path, plot_path, skipped, dict(
+    result = _result(runs, comp, head, info, overheads, csv_path, plot_path, skipped, dict(
         designs=[d.name for d in designs], threads=threads, tests=[c.name for c in tests],
         loops=loops, repeat=repeat, sequential=sequential, nr_pages=nr_pages,
         duration=duration, switch_interval=switch_interval, lockstat=not no_lockstat,
@@ -248,7 +259,8 @@ def _overhead(designs: list[type[VmapDesign]], tests: tuple[TestCase, ...], loop
                            for o in per]}
 
 
-def _result(runs: list[RunResult], comp: dict[str, Any], info: dict[str, Any],
+def _result(runs: list[RunResult], comp: dict[str, Any], head: dict[str, Any] | None,
+            info: dict[str, Any],
             overheads: dict[str, Any] | None, csv_path: Path | None, plot_path: Path | None,
             skipped: list[str], config: dict[str, Any]) -> Result:
     result = Result("stress", config=config)
@@ -274,6 +286,7 @@ def _result(runs: list[RunResult], comp: dict[str, Any], info: dict[str, Any],
         "python": info,
         "runs": [run_json(r) for r in runs],
         "wait_comparison": {"baseline": config["baseline"], "by_threads": comp},
+        "headline": head,
         "lockstat_overhead": overheads,
         "plot": str(plot_path) if plot_path is not None else None,
         "csv": str(csv_path) if csv_path is not None else None,

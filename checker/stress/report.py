@@ -66,6 +66,10 @@ def run_json(run: RunResult, with_lines: bool = True) -> dict[str, Any]:
     return out
 
 
+# Below this many contentions of the baseline a ratio is noise (one preemption more or less).
+MIN_BASELINE_CONTENTIONS = 10
+
+
 def _ratio(x: int, base: int | None) -> float | None:
     return x / base if base else None
 
@@ -73,7 +77,7 @@ def _ratio(x: int, base: int | None) -> float | None:
 def wait_comparison(runs: list[RunResult], baseline: str) -> dict[str, dict[str, Any]]:
     """Per thread count: each design's total lock wait (all of it, and the part behind locks
     held by test threads rather than the drain worker), contentions, and their ratios to the
-    baseline's (None where the baseline waited not at all or was not run)."""
+    baseline's (None where the baseline was not run or had too few contentions to compare)."""
     out: dict[str, dict[str, Any]] = {}
     for n in sorted({r.threads for r in runs}):
         at_n = {r.design: r for r in runs if r.threads == n and r.lockstat is not None}
@@ -83,6 +87,8 @@ def wait_comparison(runs: list[RunResult], baseline: str) -> dict[str, dict[str,
             assert r.lockstat is not None
             total = r.lockstat.total
             base_total = base.lockstat.total if base is not None and base.lockstat else None
+            if base_total is not None and base_total.contentions < MIN_BASELINE_CONTENTIONS:
+                base_total = None
             row[name] = {
                 "wait_total_ns": total.wait_total_ns,
                 "thread_wait_total_ns": total.thread_wait_total_ns,
@@ -99,6 +105,41 @@ def wait_comparison(runs: list[RunResult], baseline: str) -> dict[str, dict[str,
             }
         out[str(n)] = row
     return out
+
+
+def headline(runs: list[RunResult], comp: dict[str, dict[str, Any]],
+             baseline: str) -> dict[str, Any] | None:
+    """At the largest thread count: where the baseline waits most, and each design's total
+    wait and contentions relative to it."""
+    with_stats = [r for r in runs if r.lockstat is not None]
+    if not with_stats:
+        return None
+    n = max(r.threads for r in with_stats)
+    base = next((r for r in with_stats if r.threads == n and r.design == baseline), None)
+    dom = base.lockstat.dominant if base is not None and base.lockstat is not None else None
+    return {
+        "threads": n, "baseline": baseline,
+        "dominant_class": dom.lock_class if dom else None,
+        "dominant_share": (base.lockstat.share_of_wait(dom.lock_class)
+                           if base is not None and base.lockstat is not None and dom else None),
+        "relative": {d: {"wait": c["wait_ratio"], "thread_held_wait": c["thread_wait_ratio"],
+                         "contentions": c["contention_ratio_vs_baseline"]}
+                     for d, c in comp.get(str(n), {}).items() if d != baseline},
+    }
+
+
+def headline_text(h: dict[str, Any]) -> str:
+    def x(v: float | None) -> str:
+        return "-" if v is None else f"x{v:.3f}"
+
+    parts = [f"at {h['threads']} thread(s): {h['baseline']} waits most on "
+             + (f"{h['dominant_class']} ({h['dominant_share']:.0%} of its lock wait)"
+                if h["dominant_class"] else "no lock (no wait)")]
+    for d, rel in sorted(h["relative"].items()):
+        parts.append(f"{d}: total wait {x(rel['wait'])}, thread-held wait "
+                     f"{x(rel['thread_held_wait'])}, contentions {x(rel['contentions'])} of "
+                     f"{h['baseline']}'s")
+    return "; ".join(parts)
 
 
 def interpreter_note(info: dict[str, Any]) -> str:
@@ -176,26 +217,20 @@ class Printer:
         self.console.print(t)
 
     def comparison(self, comp: dict[str, dict[str, Any]], baseline: str) -> None:
-        t = Table(title=f"lock wait relative to {baseline}, same run: all wait / thread-held "
-                        f"wait (ms)")
-        t.add_column("threads", justify="right")
-        designs = sorted({d for row in comp.values() for d in row},
-                         key=lambda d: (d != baseline, d))
-        for d in designs:
-            t.add_column(d, justify="right")
+        t = Table(title=f"lock wait and contentions relative to {baseline} (same run)")
+        for col in ("threads", "design", "wait ms", f"x {baseline}", "thread-held ms",
+                    f"x {baseline} ", "contentions", f"x {baseline}  "):
+            t.add_column(col, justify="left" if col == "design" else "right")
+
+        def x(v: float | None) -> str:
+            return "-" if v is None else f"{v:.3f}"
+
         for n, row in comp.items():
-            cells = []
-            for d in designs:
-                c = row.get(d)
-                if c is None:
-                    cells.append("-")
-                    continue
-                all_r, thr_r = c["wait_ratio"], c["thread_wait_ratio"]
-                cells.append(
-                    f"{'-' if all_r is None else f'x{all_r:.3f}'} / "
-                    f"{'-' if thr_r is None else f'x{thr_r:.3f}'} "
-                    f"({c['wait_total_ns'] / 1e6:.0f} / {c['thread_wait_total_ns'] / 1e6:.0f})")
-            t.add_row(n, *cells)
+            for d in sorted(row, key=lambda d: (d != baseline, d)):
+                c = row[d]
+                t.add_row(n, d, f"{c['wait_total_ns'] / 1e6:.1f}", x(c["wait_ratio"]),
+                          f"{c['thread_wait_total_ns'] / 1e6:.1f}", x(c["thread_wait_ratio"]),
+                          str(c["contentions"]), x(c["contention_ratio_vs_baseline"]))
         self.console.print(t)
 
 
