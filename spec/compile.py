@@ -13,12 +13,13 @@ protection) is bound into the closures.
 
 Two step tables are kept per actor.  The full one has a step per sync operation, as the
 implementation's scheduler sees them (refinement checks against it).  The reduced one, which the
-explorer uses, runs a lock's acquire (with its body) and the release that immediately follows
-it as one step: the acquire is a right mover and the release a left mover (Lipton), the block
-can only block at its first action, and its middle state differs from its end only by the lock
-being held, so deadlocks and the invariants over pages are preserved while the states where a
-thread merely sits inside a one-lock critical section disappear.  A spec with an unprotected
-field (lost-update semantics) keeps its full table: there a section's body is no mover.
+explorer uses, runs the plain releases that follow a step in that same step: an acquire (with
+its body, protected by the lock, so a right mover), an unguarded atomic (a non-mover) or a
+release, followed by releases (left movers), is a Lipton block ``R* N? L*`` that can block only
+at its first action, and its inner states differ from its end only by the locks still held.
+So deadlocks and the invariants over pages are preserved while the states where a thread merely
+sits before an unlock disappear.  A spec with an unprotected field (lost-update semantics)
+keeps its full table: there a section's body is no mover.
 
 ``sometimes`` properties are detected by their tagged steps, which add their tag to
 ``Spec.events`` when the body takes its default outcome.
@@ -53,7 +54,7 @@ from .steps import (
     Resolve,
     State,
     Step,
-    compose_release,
+    compose_releases,
     make_acquire,
     make_act,
     make_read,
@@ -389,22 +390,22 @@ class Spec(SpecViews):
             table[pc] = self._make_step(m, nxt, jumps, resolve, frozenset(branch_fns))
         texts = [m.text for m in micros] + ["done"]
 
-        # The reduced table: an acquire whose every next position is the release of the same
-        # (static) lock runs that release in the same step.
+        # The reduced table: a step that can block only at its start (an acquire, an
+        # unguarded atomic, a release) runs the plain releases that follow it in the same step.
         rtable = list(table)
         rtexts = list(texts)
         if not self.racy:
+            plain = frozenset(q for q, m in enumerate(micros)
+                              if m.kind == "rel" and isinstance(m.lock, int) and m.body is None)
             for pc, m in enumerate(micros):
-                if m.kind != "acq" or not isinstance(m.lock, int):
+                if not (m.kind in ("acq", "rel") or (m.kind == "act" and m.guard is None)):
                     continue
-                after = nexts[pc]
-                if all(q < done and micros[q].kind == "rel" and micros[q].lock == m.lock
-                       and micros[q].body is None for q in after):
+                if nexts[pc] & plain:
                     first = table[pc]
                     assert first is not None
-                    rtable[pc] = compose_release(first, table)
-                    rtexts[pc] = f"{texts[pc]}; unlock {self._lock_name(m.lock)}"
-        self.tables.append(table)
+                    rtable[pc] = compose_releases(first, table, plain)
+                    rtexts[pc] = f"{texts[pc]}; then unlocks"
+                self.tables.append(table)
         self.rtables.append(rtable)
         self.step_text.append(texts)
         self.rstep_text.append(rtexts)

@@ -87,7 +87,7 @@ def explore(spec: Spec, *, symmetry: bool = True, reduce: bool = True,
     for sm in spec.sometimes:
         tag_names.setdefault(sm.tag, []).append(sm.name)
     seen_at: dict[str, int | None] = {sm.name: None for sm in spec.sometimes}
-    unseen = len(tag_names)
+    unseen = set(tag_names)
 
     t0 = time.perf_counter()
     init = canon(spec.init) if canon is not None else spec.init
@@ -130,13 +130,13 @@ def explore(spec: Spec, *, symmetry: bool = True, reduce: bool = True,
                     break
                 continue
             transitions += len(succ)
-            if unseen and events:
-                for tag in events:
-                    for n in tag_names.get(tag, ()):
-                        if seen_at[n] is None:
+            if events:
+                if unseen:
+                    for tag in events & unseen:
+                        for n in tag_names[tag]:
                             seen_at[n] = depth + 1
+                        unseen.discard(tag)
                 events.clear()
-                unseen = sum(1 for ns_ in tag_names.values() if seen_at[ns_[0]] is None)
             for ns in succ:
                 if canon is not None:
                     ns = canon(ns)

@@ -110,6 +110,16 @@ class GlobalSpec:
         self._labels += 1
         return f"{stem}{self._labels}"
 
+    def dispatch(self, count: int, key: Callable[[list[Any]], int], stem: str,
+                 make: Callable[[int], list[Instr]], after: str) -> list[Instr]:
+        """Branch on an index (a node, a zone) computed from the locals, then the instructions
+        for that index, each with static locks."""
+        labels = [self.label(f"{stem}{i}-") for i in range(count)]
+        out: list[Instr] = [Branch(f"pick {stem}", lambda S, t: labels[key(t)])]
+        for i in range(count):
+            out += [Label(labels[i]), *make(i), Goto(after)]
+        return out
+
     def op_instrs(self, op: Op, slots: dict[str, int]) -> list[Instr]:
         if isinstance(op, Alloc):
             return [OpMark(str(op)), *self.alloc(op, slots[op.slot])]
@@ -324,13 +334,13 @@ class GlobalSpec:
         NR, LAZY, COUNTED = self.NR, self.LAZY, self.COUNTED
 
         def make(spec: Spec) -> Callable[[tuple[Any, ...]], str | None]:
-            counted = spec.local_sum(COUNTED)
+            expect = spec.pages_sum([LAZY], [], COUNTED)
 
             def lazy_nr(s: tuple[Any, ...]) -> str | None:
-                if s[NR] != s[LAZY].bit_count() + counted(s):
-                    return (f"vmap_lazy_nr is {s[NR]} but the lazy list holds "
-                            f"{s[LAZY].bit_count()} pages and {counted(s)} more are counted "
-                            "in flight")
+                if s[NR] != expect(s):
+                    lazy = s[LAZY].bit_count()
+                    return (f"vmap_lazy_nr is {s[NR]} but the lazy list holds {lazy} pages "
+                            f"and {expect(s) - lazy} more are counted in flight")
                 return None
             return lazy_nr
         self.b.invariant("vmap_lazy_nr", make)

@@ -145,12 +145,7 @@ class NodesSpec(GlobalSpec):
 
     def by_node(self, key: Callable[[list[Any]], int], stem: str,
                 make: Callable[[int], list[Instr]], after: str) -> list[Instr]:
-        """Branch on a node computed from the locals, then the instructions for that node."""
-        labels = [self.label(f"{stem}{i}-") for i in range(self.n)]
-        out: list[Instr] = [Branch(f"pick {stem} node", lambda S, t: labels[key(t)])]
-        for i in range(self.n):
-            out += [Label(labels[i]), *make(i), Goto(after)]
-        return out
+        return self.dispatch(self.n, key, stem, make, after)
 
     # ------------------------------------------------------------------ alloc
     def alloc(self, op: Alloc, slot: int) -> list[Instr]:
@@ -473,20 +468,26 @@ class NodesSpec(GlobalSpec):
         NR, COUNTED, LAZYN = self.NR, self.COUNTED, list(self.LAZYN)
         home_of = self.home_of
         pool_fields = [(i, c, f) for i in range(self.n) for c, f in self.POOL[i].items()]
+        check_fields = LAZYN + [f for _, _, f in pool_fields]
 
         def make_nr(spec: Spec) -> Callable[[tuple[Any, ...]], str | None]:
-            counted = spec.local_sum(COUNTED)
+            expect = spec.pages_sum([], LAZYN, COUNTED)
 
             def lazy_nr(s: tuple[Any, ...]) -> str | None:
-                lazy = sum((c >> AREA_SHIFT).bit_count() for f in LAZYN for c in s[f])
-                if s[NR] != lazy + counted(s):
+                if s[NR] != expect(s):
+                    lazy = sum((c >> AREA_SHIFT).bit_count() for f in LAZYN for c in s[f])
                     return (f"vmap_lazy_nr is {s[NR]} but the lazy trees hold {lazy} pages and "
-                            f"{counted(s)} more are counted in flight")
+                            f"{expect(s) - lazy} more are counted in flight")
                 return None
             return lazy_nr
 
         def make_placement(spec: Spec) -> Callable[[tuple[Any, ...]], str | None]:
             def placement(s: tuple[Any, ...]) -> str | None:
+                for f in check_fields:
+                    if s[f]:
+                        break
+                else:
+                    return None
                 for i, f in enumerate(LAZYN):
                     for code in s[f]:
                         if home_of(code) != i:

@@ -17,11 +17,13 @@ from .global_ import GlobalSpec
 from .mutants import SPEC_MUTANTS
 from .nodes import NodesSpec
 from .params import SpecParams
+from .percpu import MIN_REQUESTS_PER_CHUNK, PercpuSpec
 from .program import Alloc, Free, Purge
 
 SPECS: dict[str, type[GlobalSpec]] = {
     "global": GlobalSpec,
     "nodes": NodesSpec,
+    "percpu": PercpuSpec,
 }
 
 
@@ -85,4 +87,17 @@ def expected_sometimes(name: str, params: SpecParams) -> set[str]:
             out.add("pool-fill")
         if fill and any(k >= 2 for k in per_node.values()):
             out.add("pool-hit")
+    if base_spec_name(name) == "percpu" and params.nr_cpus > 1:
+        cvz = params.get("cvz_pages", params.zone_pages)
+        per_cpu: dict[int, int] = {}
+        for prog in params.programs:
+            for op in prog.ops:
+                extra = op.align_pages if isinstance(op, Alloc) and op.align_pages > 1 else 0
+                if isinstance(op, Alloc) and op.range_pages is None \
+                        and cvz // (op.pages + extra) >= MIN_REQUESTS_PER_CHUNK:
+                    per_cpu[prog.cpu] = per_cpu.get(prog.cpu, 0) + 1
+        if per_cpu and cvz <= params.pages:
+            out.add("prefetch")
+            if any(k >= 2 for k in per_cpu.values()):
+                out.add("cache-hit")
     return out

@@ -198,14 +198,18 @@ def make_write(fld: int, body: Body, nxt: int, jumps: dict[str, int],
     return write
 
 
-def compose_release(first: Step, table: list[Step | None]) -> Step:
-    """``first`` (an acquire) followed, in the same step, by the release at the position it
-    leads to."""
+def compose_releases(first: Step, table: list[Step | None], plain: frozenset[int]) -> Step:
+    """``first`` followed, in the same step, by every plain release it leads to."""
     def reduced(s: State, a: int, out: list[State]) -> None:
-        mid: list[State] = []
-        first(s, a, mid)
-        for m in mid:
-            rel = table[m[a][PC]]
-            assert rel is not None
-            rel(m, a, out)
+        todo: list[State] = []
+        first(s, a, todo)
+        while todo:
+            m = todo.pop()
+            pc = m[a][PC]
+            if pc in plain:
+                rel = table[pc]
+                assert rel is not None
+                rel(m, a, todo)
+            else:
+                out.append(m)
     return reduced

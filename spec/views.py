@@ -147,6 +147,19 @@ class SpecViews:
         fn: Callable[[State], int] = env["f"]
         return fn
 
+    def pages_sum(self, mask_fields: list[int], codes_fields: list[int],
+                  local: int | None = None) -> Callable[[State], int]:
+        """``f(s)``: pages in the given global mask and codes fields, plus the sum over all
+        actors of local ``local`` (generated, for counter invariants)."""
+        terms = [f"s[{f}].bit_count()" for f in mask_fields]
+        terms += [f"cs(s[{f}])[2]" for f in codes_fields]
+        if local is not None:
+            terms += [f"s[{a}][{local}]" for a in self.actor_index]
+        env: dict[str, Any] = {"cs": self.codes_summary}
+        exec(f"def f(s):\n    return {' + '.join(terms) or '0'}", env)  # noqa: S102
+        fn: Callable[[State], int] = env["f"]
+        return fn
+
     def owners(self, s: State) -> list[tuple[str, int]]:
         """Every owner of pages in ``s`` with its mask (slow; for messages)."""
         out: list[tuple[str, int]] = []
@@ -204,6 +217,8 @@ class SpecViews:
             return fmt(v)
         if kind == "codes":
             return fmt_codes(v)
+        if kind == "masks":
+            return [fmt(m) for m in v]
         return v
 
     def describe(self, s: State) -> dict[str, Any]:
