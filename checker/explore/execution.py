@@ -161,11 +161,17 @@ def _thread_body(rt: ControlledRuntime, design: VmapDesign, scenario: Scenario, 
             elif isinstance(op, Find):
                 entry = slots[op.slot]
                 assert entry is not None
-                found = design.find(entry[0])
-                if found is None or not found[0] <= entry[0] < found[1]:
-                    raise OpCheckFailed(f"{text}: the live area at {entry[0]:#x} was not found "
-                                        f"(got {found!r})")
-                detail = f"-> [{found[0]:#x}, {found[1]:#x})"
+                # Look up the start and the last page: an area larger than a zone of a
+                # sharded design is found from an interior address that maps elsewhere.
+                start, size = entry
+                found = None
+                for addr in dict.fromkeys((start, start + size - page)):
+                    found = design.find(addr)
+                    if found != (start, start + size):
+                        raise OpCheckFailed(f"{text}: the live area [{start:#x}, "
+                                            f"{start + size:#x}) was not found from {addr:#x} "
+                                            f"(got {found!r})")
+                detail = f"-> [{start:#x}, {start + size:#x})"
             elif isinstance(op, Purge):
                 design.purge()
             t = rt.current
@@ -259,6 +265,7 @@ def run_execution(design_cls: type[VmapDesign], scenario: Scenario, scheduler: S
     alloc_purged = False
     preemptions = 0
     max_steps = settings.max_steps
+    checked_prefix: int = getattr(scheduler, "checked_prefix", 0)
 
     def on_step(t: ModelThread) -> str | None:
         nonlocal seen, drain_ran, alloc_purged, preemptions
@@ -283,7 +290,7 @@ def run_execution(design_cls: type[VmapDesign], scenario: Scenario, scheduler: S
         if t.error is not None:
             findings.append(_error_finding(t, rt.step))
             return "violation"
-        for c, locks in checks:
+        for c, locks in (checks if rt.step > checked_prefix else ()):
             for lk in locks:
                 if lk.owner is not None:  # type: ignore[attr-defined]
                     break
