@@ -5,7 +5,9 @@ requests; every result is compared with the reference and every invariant is che
 every step.  For ``global`` the reference predicts the kernel's choice of block exactly (up to
 the window the padded search allows) and the tree search is compared with a linear scan on every
 allocation.  Other designs keep address space in their own caches, so for them the reference
-checks what no correct allocator may do.
+checks what no correct allocator may do.  Zones of 1 to 16 pages make areas span the zones of
+``nodes`` and ``percpu`` (every busy area must be found by its last byte), and bursts of one size
+from one CPU fill pools and run pre-fetched chunks down.
 """
 
 from __future__ import annotations
