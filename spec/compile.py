@@ -405,7 +405,7 @@ class Spec(SpecViews):
                     assert first is not None
                     rtable[pc] = compose_releases(first, table, plain)
                     rtexts[pc] = f"{texts[pc]}; then unlocks"
-                self.tables.append(table)
+        self.tables.append(table)
         self.rtables.append(rtable)
         self.step_text.append(texts)
         self.rstep_text.append(rtexts)

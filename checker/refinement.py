@@ -1,0 +1,279 @@
+"""Refinement: every explored execution of the implementation must be a run of its spec.
+
+``RefinementObserver`` plugs into the controlled search (``checker.explore.execution``).  After
+each step of the implementation it maps the allocator's state through the abstraction function
+onto the spec's observable state and advances a set of candidate spec states by the acting
+thread's spec steps: the step must be a spec transition of that thread, or a stutter (no
+observable change).  The first step with no matching spec state is a ``refinement`` finding,
+naming that step, with the implementation's abstract state and the spec states it could have
+been in.
+
+The abstraction function is generic: a spec's global fields are named like the snapshot keys of
+``VmapDesign.snapshot()`` (``free``, ``busy:node1``, ``pool:node0:0``, ...) and its counters
+(``vmap_lazy_nr``), so areas map to page masks field by field; locks held and areas in hand map
+per thread (``hand:<tid>`` -> the spec actor of that thread, workers by the name of their
+work); the pending drain and other atomics are read from the runtime's objects.  Thread
+positions are not read from the implementation: they are the positions of the candidate spec
+states, which is why candidates are a set (a stutter and a step that changes nothing observable
+are told apart by the steps that follow).
+
+With shared-access tracking on, a thread can be suspended in the middle of a critical section;
+the observer then waits for a step after which no thread is, and matches the whole stretch
+(each step of it by its own thread).
+
+Relies on ``spec`` (registry, compiled specs), ``checker.spec_check`` (which spec a design
+has), ``checker.events`` and the controlled runtime's thread records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from impl.designs.base import VmapDesign
+from spec.compile import Spec, State
+from spec.masks import AREA_SHIFT, fmt, mask_of
+from spec.protocol import HAND, HELD
+from spec.registry import known_specs
+
+from .events import ACCESS, SCHEDULING_KINDS, Event
+from .result import Finding
+from .scenario import Scenario
+from .spec_check import spec_name_for, spec_params
+
+# Spec steps one implementation step may stand for (besides a stutter).  The specs are written
+# step for step against the scheduling points, so one suffices; two leaves room for a spec
+# that splits what the implementation does in one step.
+MAX_SPEC_STEPS = 2
+MAX_CANDIDATES = 4096
+HISTORY = 12
+
+Obs = tuple[Any, ...]
+
+
+class RefinementObserver:
+    """Checks each execution of a design against the design's spec (see the module note)."""
+
+    def __init__(self, spec_name: str | None = None,
+                 max_spec_steps: int = MAX_SPEC_STEPS) -> None:
+        self.spec_name = spec_name
+        self.max_spec_steps = max_spec_steps
+        self._cache: dict[tuple[str, Scenario], Spec] = {}
+        self.executions = 0
+        self.steps_checked = 0
+        self.findings_total = 0
+
+    # ------------------------------------------------------------------ observer protocol
+    def on_execution_start(self, design: VmapDesign, scenario: Scenario) -> None:
+        name = self.spec_name or spec_name_for(type(design))
+        key = (name, scenario)
+        spec = self._cache.get(key)
+        if spec is None:
+            spec = self._cache[key] = known_specs()[name](spec_params(scenario)).build()
+        self.spec = spec
+        self.design = design
+        self.rt: Any = design.rt
+        self.base = design.config.start
+        self.page = design.config.page_size
+        self.actor_by_name = {n: k for k, n in enumerate(spec.actor_names)}
+        self.cands: set[State] = {spec.init}
+        self.pending: list[tuple[int, Event]] = []
+        self.history: list[str] = []
+        self.finding: Finding | None = None
+        self.step = 0
+        self.executions += 1
+
+    def on_event(self, ev: Event) -> None:
+        if self.finding is not None or ev.kind not in SCHEDULING_KINDS:
+            return
+        k = self.actor_by_name.get(ev.thread)
+        if k is None:
+            self._fail(ev, f"thread {ev.thread} has no actor in spec {self.spec.name}",
+                       self.observe())
+            return
+        self.step += 1
+        self.history.append(f"{ev.step}: {ev.thread}: {ev.describe()}")
+        del self.history[:-HISTORY]
+        self.pending.append((k, ev))
+        if self._mid_section():
+            return  # someone sits inside a critical section: compare once nobody does
+        obs = self.observe()
+        self.steps_checked += 1
+        cands = self.cands
+        for actor, _ in self.pending:
+            cands = self._advance(cands, actor)
+        matched = {s for s in cands if self.project(s) == obs}
+        self.pending = []
+        if not matched:
+            self._fail(ev, "no spec step of this thread (nor a stutter) leads to the "
+                           "implementation's state", obs)
+            return
+        if len(matched) > MAX_CANDIDATES:
+            matched = set(list(matched)[:MAX_CANDIDATES])
+        self.cands = matched
+
+    def on_execution_end(self, outcome: object) -> list[Finding]:
+        if self.finding is not None:
+            self.findings_total += 1
+            return [self.finding]
+        return []
+
+    def on_search_end(self) -> list[Finding]:
+        return []
+
+    # ------------------------------------------------------------------ matching
+    def _mid_section(self) -> bool:
+        for t in self.rt.threads:
+            p = t.pending
+            if p is not None and p.kind == ACCESS and t.held:
+                return True
+        return False
+
+    def _advance(self, cands: Iterable[State], actor: int) -> set[State]:
+        out: set[State] = set()
+        frontier = list(cands)
+        out.update(frontier)
+        for _ in range(self.max_spec_steps):
+            nxt: list[State] = []
+            for s in frontier:
+                for ns in self.spec.actor_step(s, actor):
+                    if ns not in out:
+                        out.add(ns)
+                        nxt.append(ns)
+            frontier = nxt
+            if not frontier:
+                break
+        return out
+
+    # ------------------------------------------------------------------ abstraction
+    def _mask(self, ranges: Iterable[tuple[int, int]]) -> int:
+        m = 0
+        for s, e in ranges:
+            p0 = (s - self.base) // self.page
+            m |= mask_of(p0, (e - s) // self.page)
+        return m
+
+    def _object(self, name: str) -> Any:
+        for o in self.rt.objects:
+            if getattr(o, "name", None) == name:
+                return o
+        return None
+
+    def observe(self) -> Obs:
+        """The implementation's state, in the spec's observable terms."""
+        spec = self.spec
+        snap = self.design.snapshot()
+        areas = dict(snap.areas)
+        out: list[Any] = []
+        lock_bit = {lk.name: 1 << i for i, lk in enumerate(spec.locks)}
+        held_by: dict[str, int] = {}
+        unknown_locks: list[str] = []
+        for t in self.rt.threads:
+            h = 0
+            for hl in t.held:
+                bit = lock_bit.get(hl.lock.name)
+                if bit is None:
+                    unknown_locks.append(hl.lock.name)
+                else:
+                    h |= bit
+            held_by[t.name] = h
+        for i, f in enumerate(spec.global_fields):
+            if i == 0:
+                g = 0
+                for h in held_by.values():
+                    g |= h
+                out.append(g)
+            elif f.owner == "mask":
+                out.append(self._mask(areas.pop(f.name, ())))
+            elif f.owner == "codes":
+                out.append(tuple(sorted(self._mask([r]) for r in areas.pop(f.name, ()))))
+            elif f.name in snap.counters:
+                out.append(snap.counters[f.name])
+            elif f.name == "drain pending":
+                w = self._object("drain_vmap_work")
+                out.append(1 if w is not None and w.pending else 0)
+            else:
+                obj = self._object(f.name)
+                out.append(getattr(obj, "value", None))
+        hands: dict[str, int] = {}
+        for key in [k for k in areas if k.startswith("hand:")]:
+            tid = int(key.split(":", 1)[1])
+            name = self.rt.threads[tid].name if 0 <= tid < len(self.rt.threads) else key
+            hands[name] = self._mask(areas.pop(key))
+        for k, name in enumerate(spec.actor_names):
+            out.append((held_by.get(name, 0), hands.pop(name, 0)))
+            del k
+        leftovers = {k: v for k, v in areas.items() if v}
+        # Owners or locks the spec does not know make the state match nothing.
+        out.append((tuple(sorted(leftovers)), tuple(sorted(hands)), tuple(unknown_locks)))
+        return tuple(out)
+
+    def project(self, s: State) -> Obs:
+        """A spec state's observable part, in the form ``observe`` gives."""
+        spec = self.spec
+        out: list[Any] = []
+        for i, f in enumerate(spec.global_fields):
+            v = s[i]
+            if f.owner == "codes":
+                out.append(tuple(sorted(c >> AREA_SHIFT for c in v)))
+            else:
+                out.append(v)
+        for a in spec.actor_index:
+            out.append((s[a][HELD], s[a][HAND]))
+        out.append(((), (), ()))
+        return tuple(out)
+
+    # ------------------------------------------------------------------ reporting
+    def describe_obs(self, obs: Obs) -> dict[str, Any]:
+        spec = self.spec
+        glob: dict[str, Any] = {}
+        for i, f in enumerate(spec.global_fields):
+            if i == 0:
+                continue
+            v = obs[i]
+            if f.owner == "mask":
+                glob[f.name] = fmt(v)
+            elif f.owner == "codes":
+                glob[f.name] = " ".join(fmt(m) for m in v) or "-"
+            else:
+                glob[f.name] = v
+        locks: dict[str, str] = {}
+        actors: dict[str, Any] = {}
+        for k, name in enumerate(spec.actor_names):
+            held, hand = obs[spec.G + k]
+            for i, lk in enumerate(spec.locks):
+                if held >> i & 1:
+                    locks[lk.name] = name
+            if hand:
+                actors[name] = {"hand": fmt(hand)}
+        out: dict[str, Any] = {"globals": glob, "locks": locks, "actors": actors}
+        extra_owners, extra_hands, extra_locks = obs[-1]
+        if extra_owners or extra_hands or extra_locks:
+            out["not in the spec"] = {"owners": list(extra_owners), "hands": list(extra_hands),
+                                      "locks": list(extra_locks)}
+        return out
+
+    def _fail(self, ev: Event, why: str, obs: Obs) -> None:
+        spec = self.spec
+        k = self.actor_by_name.get(ev.thread)
+        allowed: list[str] = []
+        if k is not None:
+            for s in list(self.cands)[:4]:
+                pc = s[spec.actor_index[k]][0]
+                allowed.append(f"{spec.actor_names[k]} at '{spec.pos_text[k][pc]}' may: "
+                               f"{spec.step_text[k][pc]}")
+        impl_state = self.describe_obs(obs)
+        spec_states = [spec.describe(s) for s in list(self.cands)[:3]]
+        msg = (f"refinement: implementation step {ev.step} ({ev.thread}: {ev.describe()}"
+               f"{' at ' + ev.location if ev.location else ''}) leaves the spec "
+               f"{spec.name}: {why}")
+        if allowed:
+            msg += f"; the spec allowed: {allowed[0]}"
+        self.finding = Finding("refinement", msg, {
+            "kind": "refinement", "spec": spec.name, "step": ev.step, "thread": ev.thread,
+            "event": ev.to_json(), "impl_state": impl_state, "spec_states": spec_states,
+            "spec_allowed": allowed, "recent_steps": list(self.history)})
+
+    def stats(self) -> dict[str, Any]:
+        return {"executions": self.executions, "steps_checked": self.steps_checked,
+                "refinement_findings": self.findings_total}
