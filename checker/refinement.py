@@ -62,6 +62,9 @@ class RefinementObserver:
         self.executions = 0
         self.steps_checked = 0
         self.findings_total = 0
+        # The full record of each refinement finding (a search keeps only the schedule as a
+        # finding's trace): the step, both states, what the spec allowed.
+        self.details: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ observer protocol
     def on_execution_start(self, design: VmapDesign, scenario: Scenario) -> None:
@@ -253,6 +256,41 @@ class RefinementObserver:
                                       "locks": list(extra_locks)}
         return out
 
+    def _closest(self, obs: Obs, actor: int | None) -> State | None:
+        """The spec state (a candidate or one of its successors by ``actor``) whose observable
+        part differs from ``obs`` in the fewest fields."""
+        pool: set[State] = set(self.cands)
+        if actor is not None:
+            pool = self._advance(pool, actor)
+        best: State | None = None
+        best_n = 1 << 30
+        for s in pool:
+            p = self.project(s)
+            n = sum(1 for x, y in zip(p, obs, strict=True) if x != y)
+            if n < best_n:
+                best, best_n = s, n
+        return best
+
+    def _differences(self, obs: Obs, s: State) -> list[str]:
+        spec = self.spec
+        want = self.describe_obs(self.project(s))
+        got = self.describe_obs(obs)
+        out = []
+        for k in sorted(set(want["globals"]) | set(got["globals"])):
+            a, b = got["globals"].get(k), want["globals"].get(k)
+            if a != b:
+                out.append(f"{k}: implementation {a}, spec {b}")
+        if got["locks"] != want["locks"]:
+            out.append(f"locks: implementation {got['locks']}, spec {want['locks']}")
+        for name in spec.actor_names:
+            a = got["actors"].get(name, {}).get("hand", "-")
+            b = want["actors"].get(name, {}).get("hand", "-")
+            if a != b:
+                out.append(f"hand:{name}: implementation {a}, spec {b}")
+        if "not in the spec" in got:
+            out.append(f"not in the spec: {got['not in the spec']}")
+        return out
+
     def _fail(self, ev: Event, why: str, obs: Obs) -> None:
         spec = self.spec
         k = self.actor_by_name.get(ev.thread)
@@ -262,6 +300,8 @@ class RefinementObserver:
                 pc = s[spec.actor_index[k]][0]
                 allowed.append(f"{spec.actor_names[k]} at '{spec.pos_text[k][pc]}' may: "
                                f"{spec.step_text[k][pc]}")
+        closest = self._closest(obs, k)
+        diffs = self._differences(obs, closest) if closest is not None else []
         impl_state = self.describe_obs(obs)
         spec_states = [spec.describe(s) for s in list(self.cands)[:3]]
         msg = (f"refinement: implementation step {ev.step} ({ev.thread}: {ev.describe()}"
@@ -269,10 +309,15 @@ class RefinementObserver:
                f"{spec.name}: {why}")
         if allowed:
             msg += f"; the spec allowed: {allowed[0]}"
-        self.finding = Finding("refinement", msg, {
+        if diffs:
+            msg += "; closest spec state differs in " + "; ".join(diffs)
+        detail = {
             "kind": "refinement", "spec": spec.name, "step": ev.step, "thread": ev.thread,
             "event": ev.to_json(), "impl_state": impl_state, "spec_states": spec_states,
-            "spec_allowed": allowed, "recent_steps": list(self.history)})
+            "closest_spec_state": spec.describe(closest) if closest is not None else None,
+            "differences": diffs, "spec_allowed": allowed, "recent_steps": list(self.history)}
+        self.details.append(detail)
+        self.finding = Finding("refinement", msg, detail)
 
     def stats(self) -> dict[str, Any]:
         return {"executions": self.executions, "steps_checked": self.steps_checked,

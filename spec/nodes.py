@@ -122,7 +122,8 @@ class NodesSpec(GlobalSpec):
         b.actor(ActorDef("drain_vmap_work", self.worker_instrs(), signature="drain_vmap_work",
                          rest_labels=("idle",), kind="worker"))
         self.add_invariants()
-        b.sometimes_step("purge", "a purge returns lazily freed areas to the free space", "purge")
+        b.sometimes_step("purge", "a purge takes lazily freed areas off the lazy trees",
+                         "purge")
         b.sometimes_step("alloc-after-purge", "an allocation fails, purges and then succeeds",
                          "alloc-after-purge")
         if n > 1:
@@ -385,7 +386,7 @@ class NodesSpec(GlobalSpec):
         out += [
             Branch("anything decayed", nothing),
             Sec("reclaim_list_global: decayed hand -> free", (self.L_FREE,), reclaim,
-                touches=(FREE,), tag="purge"),
+                touches=(FREE,)),
             Label(reclaimed),
         ]
         return out
@@ -431,7 +432,7 @@ class NodesSpec(GlobalSpec):
         out: list[Instr] = [
             Branch(f"vn[{i}] has a purge list", lambda S, t: None if mine(t) else skip),
             Label(loop),
-            Act("atomic_long_sub vmap_lazy_nr", sub, jumps=(loop, reclaim_l)),
+            Act("atomic_long_sub vmap_lazy_nr", sub, jumps=(loop, reclaim_l), tag="purge"),
             Label(to_pool),
         ]
         if pools:
@@ -442,8 +443,7 @@ class NodesSpec(GlobalSpec):
             Label(reclaim_l),
             Branch("anything for the free tree",
                    lambda S, t: None if t[HAND] & ~_codes_mask(t[PLIST]) else skip),
-            Sec("reclaim_list_global: hand -> free", (self.L_FREE,), reclaim, touches=(FREE,),
-                tag="purge"),
+            Sec("reclaim_list_global: hand -> free", (self.L_FREE,), reclaim, touches=(FREE,)),
             Label(skip),
         ]
         return out

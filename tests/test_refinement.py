@@ -1,0 +1,100 @@
+"""Refinement: every explored execution of a correct design maps onto its spec, and a design
+that departs from its spec (a lock the spec does not name, a range moved where the spec does
+not move it) is reported as a ``refinement`` finding at the first step where they part."""
+
+from __future__ import annotations
+
+import pytest
+
+from checker.model_check import model_check
+from checker.refinement import RefinementObserver
+from checker.result import Outcome
+from checker.scenario import Scenario, default_scenario
+from impl.config import VmapConfig
+from impl.designs.base import Range
+from impl.designs.global_ import GlobalDesign
+from impl.freespace import merge_or_add_vmap_area
+from impl.runtime import Runtime
+from spec.program import Alloc, Find, Free, ThreadProgram
+
+
+class GlobalStatsLock(GlobalDesign):
+    """``find`` also takes a statistics lock that the global spec does not name."""
+
+    name = "test-global-stats-lock"
+    spec_name = "global"
+
+    def __init__(self, runtime: Runtime, config: VmapConfig | None = None) -> None:
+        super().__init__(runtime, config)
+        self.vmap_stats_lock = self._new_lock("vmap_stats_lock")
+
+    def _find(self, addr: int) -> Range | None:
+        with self.vmap_stats_lock:
+            return super()._find(addr)
+
+
+class GlobalEagerFree(GlobalDesign):
+    """``free`` gives the area straight back to the free tree: the spec moves it to the lazy
+    list (and counts it in ``vmap_lazy_nr``) instead."""
+
+    name = "test-global-eager-free"
+    spec_name = "global"
+
+    def free_vmap_area_noflush(self, area: Range) -> None:
+        with self.free_vmap_area_lock:
+            merge_or_add_vmap_area(self.free_vmap_area_root, *area)
+            self._hand_drop(area)
+
+
+def find_scenario() -> Scenario:
+    prog = (Alloc(1, "a"), Find("a"), Free("a"))
+    return Scenario(tuple(ThreadProgram(i, prog) for i in range(2)),
+                    VmapConfig(pages=4, nr_cpus=2, lazy_max=1), "find")
+
+
+def _check(design: type[GlobalDesign] | str, scenario: Scenario) -> tuple[object, ...]:
+    obs = RefinementObserver()
+    res = model_check(design, scenario, observers=[obs], timeout=120)
+    return res, obs
+
+
+@pytest.mark.parametrize("design", ["global", "nodes", "percpu"])
+def test_correct_designs_refine_their_specs(design: str) -> None:
+    res, obs = _check(design, default_scenario())
+    assert res.outcome is Outcome.OK, [f.message for f in res.findings]  # type: ignore[attr-defined]
+    st = obs.stats()  # type: ignore[attr-defined]
+    assert st["executions"] > 1 and st["steps_checked"] > 0
+    assert st["refinement_findings"] == 0
+
+
+def test_global_with_find_refines_its_spec() -> None:
+    res, _ = _check("global", find_scenario())
+    assert res.outcome is Outcome.OK  # type: ignore[attr-defined]
+
+
+def test_a_lock_the_spec_does_not_name_is_a_refinement_finding() -> None:
+    res, obs = _check(GlobalStatsLock, find_scenario())
+    found = [f for f in res.findings if f.kind == "refinement"]  # type: ignore[attr-defined]
+    assert found, [f.message for f in res.findings]  # type: ignore[attr-defined]
+    assert "vmap_stats_lock" in found[0].message
+    trace = obs.details[0]  # type: ignore[attr-defined]
+    # The first step where they part is the acquisition of the unknown lock.
+    assert trace["event"]["kind"] == "acquire" and trace["event"]["obj"] == "vmap_stats_lock"
+    assert trace["impl_state"]["not in the spec"]["locks"] == ["vmap_stats_lock"]
+    assert trace["spec_states"] and trace["spec_allowed"]
+    assert "find(a)" in trace["spec_allowed"][0]
+
+
+def test_a_range_moved_where_the_spec_does_not_is_a_refinement_finding() -> None:
+    res, obs = _check(GlobalEagerFree, default_scenario())
+    found = [f for f in res.findings if f.kind == "refinement"]  # type: ignore[attr-defined]
+    assert found, [f.message for f in res.findings]  # type: ignore[attr-defined]
+    trace = obs.details[0]  # type: ignore[attr-defined]
+    # Both states: the area is back in the implementation's free tree, in the spec's hands.
+    assert any(d.startswith("free: implementation") for d in trace["differences"])
+    # The spec's free goes on with the atomic add; the implementation took the free lock and
+    # put the area back in the free tree.
+    assert trace["event"]["kind"] == "acquire"
+    assert trace["event"]["obj"] == "free_vmap_area_lock"
+    assert "atomic_long_add_return" in trace["spec_allowed"][0]
+    assert "leaves the spec global" in found[0].message
