@@ -1,0 +1,508 @@
+"""Symbolic execution of the allocator's arithmetic, so the proofs are about the code that runs.
+
+``SymInt`` stands for a Python ``int`` whose value is a Z3 bit-vector.  The functions of
+``impl.intervals`` are ordinary Python: they add, mask with ``MASK64``, compare and branch.  Given
+``SymInt`` arguments they build, unchanged, the formulas of what they compute; an ``if`` on a
+symbolic condition calls ``__bool__``, where the ``Executor`` picks a side.  The executor re-runs
+the function once per feasible sequence of such choices (a path), so every branch of the real
+code is covered and each path comes with its condition.
+
+Faithfulness.  A ``SymInt`` models Python's unbounded integers, not C's: values are two's
+complement bit-vectors of ``width`` bits (default 72) with *signed* comparisons, and the
+wrap-around of ``unsigned long`` comes only from the code's own ``& MASK64``.  So a missing mask
+in the implementation shows up as a difference, as it would at run time.  Where the finite width
+could differ from Python (an overflow of the 72 bits), or Python would raise (division by zero),
+the operation records a side condition; an obligation holds only if every side condition of
+every path holds too.  A width overflow is the model's limit and makes the result Unknown; a
+possible exception is a Counterexample.
+
+The agreement of this model with the concrete functions is tested on random and edge inputs
+(``tests/test_proofs_agreement.py``).
+
+Relies on ``z3`` and ``proofs.render`` / ``proofs.obligation``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Generic, Literal, TypeVar
+
+import z3
+
+from .obligation import ProofResult, Status
+from .render import Kind, render
+
+T = TypeVar("T")
+MASK64 = (1 << 64) - 1
+DEFAULT_WIDTH = 72
+# Tactic pipelines tried in turn by ``Executor._solve``.
+TACTICS = (
+    ("simplify", "propagate-values", "solve-eqs", "bit-blast", "sat"),
+    ("simplify", "bit-blast", "sat"),
+    ("simplify", "propagate-values", "bit-blast", "sat"),
+)
+
+SideKind = Literal["exception", "model"]
+
+
+class SymbolicError(TypeError):
+    """The code did something the symbolic model does not cover (e.g. ``range(sym)``)."""
+
+
+class PathLimit(RuntimeError):
+    """More paths than an obligation allows: a sign that a loop runs on a symbolic bound."""
+
+
+@dataclass(frozen=True)
+class SideCondition:
+    expr: z3.BoolRef
+    kind: SideKind
+    what: str
+
+
+@dataclass(frozen=True)
+class Path(Generic[T]):
+    """One run of the function: the choices made, their conjunction, and what it returned."""
+
+    decisions: tuple[bool, ...]
+    condition: tuple[z3.BoolRef, ...]
+    value: T
+    side: tuple[SideCondition, ...]
+
+
+@dataclass(frozen=True)
+class Answer:
+    result: z3.CheckSatResult
+    model: z3.ModelRef | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Var:
+    name: str
+    kind: Kind
+    sym: SymInt
+
+
+class SymBool:
+    """A symbolic truth value.  ``bool()`` of it (an ``if``, ``and``, ``or``) is a choice point."""
+
+    __slots__ = ("ex", "expr")
+
+    def __init__(self, ex: Executor, expr: z3.BoolRef) -> None:
+        self.ex = ex
+        self.expr = expr
+
+    def __bool__(self) -> bool:
+        return self.ex.decide(self.expr)
+
+    def __invert__(self) -> SymBool:
+        return SymBool(self.ex, z3.Not(self.expr))
+
+    def __repr__(self) -> str:
+        return f"SymBool({self.expr})"
+
+
+
+
+class SymInt:
+    """A Python ``int`` as a ``width``-bit two's complement Z3 term (see the module note)."""
+
+    __slots__ = ("ex", "expr")
+    __hash__ = None  # type: ignore[assignment]  # == is symbolic, so not hashable
+
+    def __init__(self, ex: Executor, expr: z3.BitVecRef) -> None:
+        self.ex = ex
+        self.expr = expr
+
+    # ------------------------------------------------------------------ helpers
+    def _term(self, other: object) -> z3.BitVecRef | None:
+        if isinstance(other, SymInt):
+            if other.ex is not self.ex:
+                raise SymbolicError("values of two executors mixed")
+            return other.expr
+        if isinstance(other, int):
+            return self.ex.const(other)
+        return None
+
+    def _new(self, expr: z3.BitVecRef) -> SymInt:
+        return SymInt(self.ex, expr)
+
+    def _binop(self, other: object, op: Callable[[z3.BitVecRef, z3.BitVecRef], z3.BitVecRef],
+               checks: Callable[[z3.BitVecRef, z3.BitVecRef], Iterable[z3.BoolRef]] | None,
+               what: str, reflected: bool = False) -> SymInt:
+        o = self._term(other)
+        if o is None:
+            return NotImplemented
+        a, b = (o, self.expr) if reflected else (self.expr, o)
+        if checks is not None:
+            for c in checks(a, b):
+                self.ex.side(c, "model", f"{what} exceeds the {self.ex.width}-bit model of int")
+        return self._new(op(a, b))
+
+    # ------------------------------------------------------------------ arithmetic
+    def __add__(self, other: object) -> SymInt:
+        return self._binop(other, lambda a, b: a + b, _add_ok, "+")
+
+    def __radd__(self, other: object) -> SymInt:
+        return self._binop(other, lambda a, b: a + b, _add_ok, "+", reflected=True)
+
+    def __sub__(self, other: object) -> SymInt:
+        return self._binop(other, lambda a, b: a - b, _sub_ok, "-")
+
+    def __rsub__(self, other: object) -> SymInt:
+        return self._binop(other, lambda a, b: a - b, _sub_ok, "-", reflected=True)
+
+    def __mul__(self, other: object) -> SymInt:
+        return self._binop(other, lambda a, b: a * b, _mul_ok, "*")
+
+    def __rmul__(self, other: object) -> SymInt:
+        return self._binop(other, lambda a, b: a * b, _mul_ok, "*", reflected=True)
+
+    def __neg__(self) -> SymInt:
+        return self._new(-self.expr)
+
+    def __invert__(self) -> SymInt:
+        # ~x == -x - 1 never leaves the signed range.
+        return self._new(~self.expr)
+
+    # Bitwise operators on two's complement agree with Python's infinite-precision ones as
+    # long as both operands are in range, which the side conditions of their producers ensure.
+    def __and__(self, other: object) -> SymInt:
+        return self._binop(other, lambda a, b: a & b, None, "&")
+
+    def __rand__(self, other: object) -> SymInt:
+        return self._binop(other, lambda a, b: a & b, None, "&", reflected=True)
+
+    def __or__(self, other: object) -> SymInt:
+        return self._binop(other, lambda a, b: a | b, None, "|")
+
+    def __ror__(self, other: object) -> SymInt:
+        return self._binop(other, lambda a, b: a | b, None, "|", reflected=True)
+
+    def __xor__(self, other: object) -> SymInt:
+        return self._binop(other, lambda a, b: a ^ b, None, "^")
+
+    def __rxor__(self, other: object) -> SymInt:
+        return self._binop(other, lambda a, b: a ^ b, None, "^", reflected=True)
+
+    def __lshift__(self, other: object) -> SymInt:
+        return self._binop(other, lambda a, b: a << b, self._shl_ok, "<<")
+
+    def __rlshift__(self, other: object) -> SymInt:
+        return self._binop(other, lambda a, b: a << b, self._shl_ok, "<<", reflected=True)
+
+    def __rshift__(self, other: object) -> SymInt:
+        # Python's >> is arithmetic; z3's >> on bit-vectors is too.
+        return self._binop(other, lambda a, b: a >> b, self._shr_ok, ">>")
+
+    def __rrshift__(self, other: object) -> SymInt:
+        return self._binop(other, lambda a, b: a >> b, self._shr_ok, ">>", reflected=True)
+
+    def _shl_ok(self, a: z3.BitVecRef, b: z3.BitVecRef) -> list[z3.BoolRef]:
+        self.ex.side(b >= 0, "exception", "negative shift count (ValueError)")
+        return [z3.ULT(b, self.ex.width), ((a << b) >> b) == a]
+
+    def _shr_ok(self, a: z3.BitVecRef, b: z3.BitVecRef) -> list[z3.BoolRef]:
+        self.ex.side(b >= 0, "exception", "negative shift count (ValueError)")
+        return []
+
+    def _divmod(self, other: object, reflected: bool, want_mod: bool) -> SymInt:
+        o = self._term(other)
+        if o is None:
+            return NotImplemented
+        a, b = (o, self.expr) if reflected else (self.expr, o)
+        self.ex.side(b != 0, "exception", "division by zero (ZeroDivisionError)")
+        # Floor and truncating division agree on non-negative operands; the allocator
+        # divides addresses and sizes only, so the model stops there.
+        self.ex.side(z3.And(a >= 0, b >= 0), "model", "// or % of a negative value is not modelled")
+        return self._new(z3.URem(a, b) if want_mod else z3.UDiv(a, b))
+
+    def __floordiv__(self, other: object) -> SymInt:
+        return self._divmod(other, False, False)
+
+    def __rfloordiv__(self, other: object) -> SymInt:
+        return self._divmod(other, True, False)
+
+    def __mod__(self, other: object) -> SymInt:
+        return self._divmod(other, False, True)
+
+    def __rmod__(self, other: object) -> SymInt:
+        return self._divmod(other, True, True)
+
+    def bit_length(self) -> SymInt:
+        """``int.bit_length`` for non-negative values (``fls``)."""
+        x = self.expr
+        self.ex.side(x >= 0, "model", "bit_length of a negative value is not modelled")
+        w = self.ex.width
+        result: z3.BitVecRef = self.ex.const(0)
+        for i in range(w - 1):  # bit w-1 is the sign, zero here
+            result = z3.If(z3.Extract(i, i, x) == 1, self.ex.const(i + 1), result)
+        return self._new(result)
+
+    # ------------------------------------------------------------------ comparisons
+    def _cmp(self, other: object, op: Callable[[z3.BitVecRef, z3.BitVecRef], z3.BoolRef]) -> SymBool:
+        o = self._term(other)
+        if o is None:
+            return NotImplemented
+        return SymBool(self.ex, op(self.expr, o))
+
+    def __lt__(self, other: object) -> SymBool:
+        return self._cmp(other, lambda a, b: a < b)
+
+    def __le__(self, other: object) -> SymBool:
+        return self._cmp(other, lambda a, b: a <= b)
+
+    def __gt__(self, other: object) -> SymBool:
+        return self._cmp(other, lambda a, b: a > b)
+
+    def __ge__(self, other: object) -> SymBool:
+        return self._cmp(other, lambda a, b: a >= b)
+
+    def __eq__(self, other: object) -> SymBool:  # type: ignore[override]
+        return self._cmp(other, lambda a, b: a == b)
+
+    def __ne__(self, other: object) -> SymBool:  # type: ignore[override]
+        return self._cmp(other, lambda a, b: a != b)
+
+    def __bool__(self) -> bool:
+        return self.ex.decide(self.expr != 0)
+
+    def __index__(self) -> int:
+        raise SymbolicError("a symbolic value was used where Python needs a concrete int")
+
+    def __repr__(self) -> str:
+        return f"SymInt({self.expr})"
+
+
+def _add_ok(a: z3.BitVecRef, b: z3.BitVecRef) -> list[z3.BoolRef]:
+    return [z3.BVAddNoOverflow(a, b, True), z3.BVAddNoUnderflow(a, b)]
+
+
+def _sub_ok(a: z3.BitVecRef, b: z3.BitVecRef) -> list[z3.BoolRef]:
+    return [z3.BVSubNoOverflow(a, b), z3.BVSubNoUnderflow(a, b, True)]
+
+
+def _mul_ok(a: z3.BitVecRef, b: z3.BitVecRef) -> list[z3.BoolRef]:
+    return [z3.BVMulNoOverflow(a, b, True), z3.BVMulNoUnderflow(a, b)]
+
+
+
+
+def formula(c: SymBool | z3.BoolRef | bool) -> z3.BoolRef:
+    """The Z3 formula of a claim built from symbolic and concrete parts."""
+    if isinstance(c, SymBool):
+        return c.expr
+    if isinstance(c, bool):
+        return z3.BoolVal(c)
+    return c
+
+
+def all_(*cs: SymBool | z3.BoolRef | bool) -> z3.BoolRef:
+    """Conjunction without branching (Python's ``and`` would fork the path)."""
+    return z3.And([formula(c) for c in cs])
+
+
+def any_(*cs: SymBool | z3.BoolRef | bool) -> z3.BoolRef:
+    return z3.Or([formula(c) for c in cs])
+
+
+def implies(a: SymBool | z3.BoolRef | bool, b: SymBool | z3.BoolRef | bool) -> z3.BoolRef:
+    return z3.Implies(formula(a), formula(b))
+
+
+class Executor:
+    """Runs a function on symbolic inputs once per feasible path and proves claims about it.
+
+    Inputs are declared with ``int`` (each with a kind, for printing counterexamples),
+    restrictions with ``assume``; ``prove`` explores the function and checks, path by path,
+    that its returned claim and every side condition hold.
+    """
+
+    def __init__(self, width: int = DEFAULT_WIDTH, timeout_s: float = 30.0,
+                 max_paths: int = 4096) -> None:
+        self.width = width
+        self.max_paths = max_paths
+        self.vars: list[Var] = []
+        self._pre: list[z3.BoolRef] = []
+        self.timeout_ms = max(1, int(timeout_s * 1000))
+        self._prefix: list[bool] = []
+        self._pos = 0
+        self._path: list[z3.BoolRef] = []
+        self._side: list[SideCondition] = []
+        self._pending: list[tuple[bool, ...]] = []
+        self.checks = 0
+
+    # ------------------------------------------------------------------ inputs
+    def const(self, value: int) -> z3.BitVecRef:
+        lo, hi = -(1 << (self.width - 1)), 1 << (self.width - 1)
+        if not lo <= value < hi:
+            raise SymbolicError(f"constant {value:#x} does not fit the {self.width}-bit model")
+        return z3.BitVecVal(value, self.width)
+
+    def int(self, name: str, kind: Kind = Kind.ADDR, lo: int = 0, hi: int = MASK64) -> SymInt:
+        """A symbolic input ranging over ``lo..hi`` (default: every ``unsigned long``)."""
+        if not 0 <= lo <= hi < 1 << (self.width - 1):
+            raise SymbolicError(f"input range {lo:#x}..{hi:#x} does not fit the model")
+        x = SymInt(self, z3.BitVec(name, self.width))
+        bounds = [x.expr >= self.const(lo), x.expr <= self.const(hi)]
+        self._pre += bounds
+        self.vars.append(Var(name, kind, x))
+        return x
+
+    def assume(self, *conds: SymBool | z3.BoolRef | bool) -> None:
+        for c in conds:
+            f = formula(c)
+            self._pre.append(f)
+
+    # ------------------------------------------------------------------ paths
+    def side(self, cond: z3.BoolRef, kind: SideKind, what: str) -> None:
+        simple = z3.simplify(cond)
+        if z3.is_true(simple):
+            return
+        self._side.append(SideCondition(cond, kind, what))
+
+    def decide(self, cond: z3.BoolRef) -> bool:
+        if self._pos < len(self._prefix):
+            choice = self._prefix[self._pos]
+        else:
+            choice = self._branch(cond)
+            self._prefix.append(choice)
+        self._pos += 1
+        self._path.append(cond if choice else z3.Not(cond))
+        return choice
+
+    def _branch(self, cond: z3.BoolRef) -> bool:
+        simple = z3.simplify(cond)
+        if z3.is_true(simple):
+            return True
+        if z3.is_false(simple):
+            return False
+        if not self._feasible(cond):
+            return False
+        if self._feasible(z3.Not(cond)):
+            self._pending.append((*self._prefix, False))
+        return True
+
+    def _feasible(self, cond: z3.BoolRef) -> bool:
+        # unknown counts as feasible: exploring a path too many is sound, one too few is not.
+        return self._solve([*self._path, cond]).result != z3.unsat
+
+    def _solve(self, extra: Sequence[z3.BoolRef]) -> Answer:
+        """One query, answered by a small portfolio of bit-blasting tactics on fresh solvers.
+
+        On these formulas (adders, masks, comparisons) bit-blasting straight to SAT is about
+        twenty times faster than the incremental SMT core, which is why each query starts from
+        scratch instead of using push/pop.  Which preprocessing wins varies wildly from query to
+        query (0.5 s against 20 s), so the tactics take turns with growing time slices until
+        the query's budget is spent."""
+        self.checks += 1
+        spent, slice_ms, reason = 0, 1500, "timeout"
+        while spent < self.timeout_ms:
+            for tactic in TACTICS:
+                budget = min(slice_ms, self.timeout_ms - spent)
+                if budget <= 0:
+                    break
+                solver = z3.Then(*tactic).solver()
+                solver.set("timeout", budget)
+                solver.add(*self._pre, *extra)
+                r = solver.check()
+                if r == z3.sat:
+                    return Answer(r, solver.model(), "")
+                if r == z3.unsat:
+                    return Answer(r, None, "")
+                reason = solver.reason_unknown()
+                if "timeout" not in reason and "canceled" not in reason:
+                    return Answer(r, None, reason)
+                spent += budget
+            slice_ms *= 4
+        return Answer(z3.unknown, None, f"{reason} after {self.timeout_ms / 1000:g} s")
+
+    def explore(self, fn: Callable[[], T]) -> list[Path[T]]:
+        """Every feasible path of ``fn`` (which reads the symbolic inputs it closes over)."""
+        # Side conditions met while declaring inputs and assumptions hold on every path.
+        base = list(self._side)
+        self._pending = [()]
+        out: list[Path[T]] = []
+        while self._pending:
+            prefix = self._pending.pop()
+            self._prefix, self._pos, self._path, self._side = list(prefix), 0, [], list(base)
+            value = fn()
+            out.append(Path(tuple(self._prefix), tuple(self._path), value, tuple(self._side)))
+            if len(out) > self.max_paths:
+                raise PathLimit(f"more than {self.max_paths} paths")
+        self._side = base
+        return out
+
+    # ------------------------------------------------------------------ proving
+    def prove(self, fn: Callable[[], SymBool | z3.BoolRef | bool], detail: str,
+              describe: Callable[[dict[str, int]], list[str]] | None = None) -> ProofResult:
+        """Prove that ``fn``'s returned claim holds on every path, for every input allowed by
+        the declared ranges and assumptions; ``describe`` replays a counterexample concretely."""
+        try:
+            paths = self.explore(fn)
+        except (SymbolicError, PathLimit) as exc:
+            return ProofResult.unknown(f"cannot execute symbolically: {exc}", checks=self.checks)
+        reasons: list[str] = []
+        for path in paths:
+            verdict = self._prove_path(path, describe)
+            if verdict is None:
+                continue
+            if verdict.status is Status.COUNTEREXAMPLE:
+                return _with_stats(verdict, paths=len(paths), checks=self.checks)
+            reasons.append(verdict.detail)
+        if reasons:
+            return ProofResult.unknown(reasons[0], paths=len(paths), checks=self.checks)
+        return ProofResult.proved(detail, paths=len(paths), checks=self.checks)
+
+    def _prove_path(self, path: Path[SymBool | z3.BoolRef | bool],
+                    describe: Callable[[dict[str, int]], list[str]] | None) -> ProofResult | None:
+        if path.side:
+            bad = z3.Not(z3.And([s.expr for s in path.side]))
+            ans = self._solve([*path.condition, bad])
+            if ans.model is not None:
+                model = ans.model
+                broken = [s for s in path.side if z3.is_false(model.eval(s.expr, True))]
+                side = broken[0] if broken else path.side[0]
+                values = self._values(model)
+                if side.kind == "model":
+                    return ProofResult.unknown(f"outside the symbolic model: {side.what} at "
+                                               + ", ".join(f"{k}={v}" for k, v in
+                                                           self._rendered(values)))
+                return self._counterexample(f"the code can fail: {side.what}", values, describe)
+            if ans.result == z3.unknown:
+                return ProofResult.unknown(f"solver: {ans.reason}")
+        claim = formula(path.value)
+        ans = self._solve([*path.condition, z3.Not(claim)])
+        if ans.result == z3.unsat:
+            return None
+        if ans.model is None:
+            return ProofResult.unknown(f"solver: {ans.reason}")
+        return self._counterexample("claim fails", self._values(ans.model), describe)
+
+    def _values(self, model: z3.ModelRef) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for v in self.vars:
+            val = model.eval(v.sym.expr, model_completion=True)
+            assert isinstance(val, z3.BitVecNumRef)
+            out[v.name] = val.as_signed_long()
+        return out
+
+    def _rendered(self, values: dict[str, int]) -> list[tuple[str, str]]:
+        return [(v.name, render(values[v.name], v.kind)) for v in self.vars]
+
+    def _counterexample(self, detail: str, values: dict[str, int],
+                        describe: Callable[[dict[str, int]], list[str]] | None) -> ProofResult:
+        notes: list[str] = []
+        if describe is not None:
+            try:
+                notes = describe(values)
+            except Exception as exc:  # noqa: BLE001 - a replay that raises is itself news
+                notes = [f"replaying it raises {type(exc).__name__}: {exc}"]
+        return ProofResult(Status.COUNTEREXAMPLE, detail, tuple(self._rendered(values)),
+                           tuple(notes))
+
+
+def _with_stats(r: ProofResult, **stats: int) -> ProofResult:
+    return ProofResult(r.status, r.detail, r.model, r.notes, {**r.stats, **stats})
