@@ -1,0 +1,1 @@
+"""Simulation in virtual time: cost model, driver, published data, calibration, report, plot."""

@@ -1,0 +1,170 @@
+"""Calibration: fit the five costs to the published ``global`` curve, write ``fitted.json``.
+
+``python -m checker.simulate.fit`` simulates the ``global`` design at the v1 cover letter's job
+counts (1..32, fix_size) and adjusts the costs to minimise the sum of squared log-ratios of
+simulated to published µs per pair (a symmetric relative error).  The search is Nelder-Mead in
+log space (so every cost stays positive and steps are relative), a dozen lines written here
+rather than a dependency on scipy: five parameters, a noisy-but-deterministic objective, a few
+hundred evaluations.  Every evaluation uses the same seed, so the objective is a fixed function
+of the costs.
+
+Nothing else is fitted: the ``nodes`` curve, the v3 ratio and the talk's figure are predicted
+with these costs by ``checker.simulate.validate``.  The result is committed next to this file
+and is the default of ``vmapcheck simulate``.
+
+Relies on ``checker.simulate.driver`` (a simulation), ``costs`` and ``published``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from impl.designs import get_design
+
+from ..stress.workloads import by_names
+from .costs import FITTED_PATH, PRIOR, CostModel
+from .driver import SimConfig, run_simulation
+from .published import V1_GLOBAL, Curve
+
+DEFAULT_OPS = 400
+
+
+@dataclass
+class FitResult:
+    costs: CostModel
+    objective: float
+    evaluations: int
+    simulated: list[float]
+    history: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+
+
+def simulate_curve(costs: CostModel, curve: Curve, ops: int, seed: int,
+                   design: str | None = None) -> list[float]:
+    """µs per iteration of ``curve``'s design (or ``design``) at each of its job counts."""
+    cls = get_design(design or curve.design)
+    tests = by_names("fix_size")
+    return [run_simulation(SimConfig(cls, n, tests, costs, ops=ops, seed=seed)).per_op_us
+            for n in curve.jobs]
+
+
+def log_error(simulated: Sequence[float], curve: Curve) -> float:
+    return sum(math.log(s / p) ** 2 for s, (_, p) in zip(simulated, curve.points, strict=True))
+
+
+def nelder_mead(f: Callable[[list[float]], float], x0: list[float], step: float,
+                max_evals: int, ftol: float = 1e-4) -> tuple[list[float], float, int]:
+    """Minimise ``f`` from ``x0`` (standard reflection 1, expansion 2, contraction 1/2,
+    shrink 1/2); stops when the simplex's values agree within ``ftol`` or after
+    ``max_evals`` evaluations."""
+    n = len(x0)
+    evals = 0
+
+    def fx(x: list[float]) -> float:
+        nonlocal evals
+        evals += 1
+        return f(x)
+
+    simplex = [list(x0)] + [[x0[j] + (step if j == i else 0.0) for j in range(n)]
+                            for i in range(n)]
+    values = [fx(p) for p in simplex]
+    while evals < max_evals:
+        order = sorted(range(n + 1), key=lambda i: values[i])
+        simplex = [simplex[i] for i in order]
+        values = [values[i] for i in order]
+        if values[-1] - values[0] < ftol:
+            break
+        worst = simplex[-1]
+        centre = [sum(p[j] for p in simplex[:-1]) / n for j in range(n)]
+        reflected = [centre[j] + (centre[j] - worst[j]) for j in range(n)]
+        fr = fx(reflected)
+        if fr < values[0]:
+            expanded = [centre[j] + 2.0 * (centre[j] - worst[j]) for j in range(n)]
+            fe = fx(expanded)
+            simplex[-1], values[-1] = (expanded, fe) if fe < fr else (reflected, fr)
+        elif fr < values[-2]:
+            simplex[-1], values[-1] = reflected, fr
+        else:
+            contracted = [centre[j] + 0.5 * (worst[j] - centre[j]) for j in range(n)]
+            fc = fx(contracted)
+            if fc < values[-1]:
+                simplex[-1], values[-1] = contracted, fc
+            else:
+                for i in range(1, n + 1):
+                    simplex[i] = [simplex[0][j] + 0.5 * (simplex[i][j] - simplex[0][j])
+                                  for j in range(n)]
+                    values[i] = fx(simplex[i])
+    best = min(range(n + 1), key=lambda i: values[i])
+    return simplex[best], values[best], evals
+
+
+def fit(curve: Curve = V1_GLOBAL, ops: int = DEFAULT_OPS, seed: int = 0,
+        max_evals: int = 150, start: CostModel | None = None,
+        log: Callable[[str], None] | None = None) -> FitResult:
+    names = CostModel.names()
+    start = start or CostModel(**PRIOR)
+    history: list[tuple[float, dict[str, float]]] = []
+
+    def objective(x: list[float]) -> float:
+        costs = CostModel(**dict(zip(names, (math.exp(v) for v in x), strict=True)))
+        value = log_error(simulate_curve(costs, curve, ops, seed), curve)
+        history.append((value, costs.to_json()))
+        if log is not None:
+            log(f"{len(history):4d}  {value:8.4f}  {costs.describe()}")
+        return value
+
+    x0 = [math.log(getattr(start, k)) for k in names]
+    x, value, evals = nelder_mead(objective, x0, step=0.7, max_evals=max_evals)
+    costs = CostModel(**dict(zip(names, (math.exp(v) for v in x), strict=True)))
+    return FitResult(costs, value, evals, simulate_curve(costs, curve, ops, seed), history)
+
+
+def fitted_record(res: FitResult, curve: Curve, ops: int, seed: int,
+                  seconds: float) -> dict[str, Any]:
+    return {
+        "params": {k: round(v, 3) for k, v in res.costs.to_json().items()},
+        "fitted_to": {"curve": curve.name, "source": curve.source, "design": curve.design,
+                      "test": "fix_size", "points": [list(p) for p in curve.points]},
+        "settings": {"ops_per_cpu": ops, "seed": seed, "objective": "sum of log(sim/pub)^2",
+                     "method": "Nelder-Mead in log space", "start": PRIOR},
+        "objective": res.objective,
+        "evaluations": res.evaluations,
+        "simulated_at_fit": [[n, s] for n, s in zip(curve.jobs, res.simulated, strict=True)],
+        "relative_error_at_fit": [[n, s / p - 1.0] for (n, p), s in
+                                  zip(curve.points, res.simulated, strict=True)],
+        "fit_seconds": round(seconds, 1),
+    }
+
+
+@click.command()
+@click.option("--ops", type=click.IntRange(min=50), default=DEFAULT_OPS, show_default=True,
+              help="fix_size iterations per CPU in each simulation of the fit.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-evals", type=click.IntRange(min=6), default=150, show_default=True,
+              help="Objective evaluations (each simulates the six job counts).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=FITTED_PATH,
+              show_default=True, help="Where to write the fitted costs.")
+def main(ops: int, seed: int, max_evals: int, out: Path) -> None:
+    """Fit the cost model to the v1 cover letter's global curve and write fitted.json."""
+    t0 = time.perf_counter()
+    res = fit(V1_GLOBAL, ops, seed, max_evals,
+              log=lambda line: print(line, file=sys.stderr, flush=True))
+    record = fitted_record(res, V1_GLOBAL, ops, seed, time.perf_counter() - t0)
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"fitted: {res.costs.describe()}  objective {res.objective:.4f} "
+          f"after {res.evaluations} evaluations -> {out}")
+    for (n, p), s in zip(V1_GLOBAL.points, res.simulated, strict=True):
+        print(f"  {n:3d} jobs: published {p:7.3f} µs  simulated {s:7.3f} µs  "
+              f"{(s / p - 1) * 100:+6.1f} %")
+
+
+if __name__ == "__main__":
+    main()
