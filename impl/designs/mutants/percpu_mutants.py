@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from ...freespace import merge_or_add_vmap_area
 from ...rbtree import VmapArea
+from ..base import Range
 from ..percpu import PercpuDesign
 
 
@@ -55,3 +56,21 @@ class PercpuBusyThisCpu(PercpuMutant):
             self.busy_root[i].insert(va)
             self._hand_drop((va.va_start, va.va_end))
         return i
+
+
+class PercpuLookupOwnZone(PercpuMutant):
+    name = "percpu-lookup-own-zone"
+    description = "find_vmap_area looks only in the zone its address maps to (series v1)"
+    bug = ("the lookup does not scan the other zones: an area that starts in one zone and "
+           "crosses into the next is not found from its interior")
+    source = ("the v1 series' addr_to_cvz lookup, later replaced by the all-node scan of 6.9 "
+              "(reference section 3.5)")
+    expected = "invariant"
+    catalog = {"threads": [["a = alloc(2)", "find(a)", "free(a)"]],
+               "config": {"pages": 8, "lazy_max": 1, "cpus": 2, "zone_pages": 1}}
+
+    def _find(self, addr: int) -> Range | None:
+        z = (addr // self.zone_size) % self.nr_shards
+        with self.busy_lock[z]:
+            va = self.busy_root[z].find_containing(addr)
+            return (va.va_start, va.va_end) if va is not None else None
