@@ -147,7 +147,9 @@ def format_text(result: Result) -> list[str]:
     lines = [f"spec {result.config.get('spec')}: {result.outcome.value}: "
              f"{st.get('distinct_states')} distinct states, {st.get('transitions')} transitions,"
              f" depth {st.get('depth')}, {st.get('states_per_second')} states/s "
-             f"({st.get('seconds')} s, symmetry {'on' if st.get('symmetry') else 'off'})"]
+             f"({st.get('states_per_cpu_second')} per CPU second; {st.get('seconds')} s, "
+             f"symmetry {'on' if st.get('symmetry') else 'off'}, "
+             f"reduction {'on' if st.get('reduction') else 'off'})"]
     if st.get("stopped_by"):
         lines.append(f"  stopped by {st['stopped_by']}: not a pass")
     for n, info in st.get("sometimes", {}).items():

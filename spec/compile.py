@@ -395,15 +395,22 @@ class Spec(SpecViews):
         rtable = list(table)
         rtexts = list(texts)
         if not self.racy:
-            plain = frozenset(q for q, m in enumerate(micros)
+            chain = frozenset(q for q, m in enumerate(micros)
                               if m.kind == "rel" and isinstance(m.lock, int) and m.body is None)
+            inline: dict[int, tuple[int, int]] = {}
+            for q in chain:
+                lock = micros[q].lock
+                assert isinstance(lock, int)
+                nq = chase(q + 1)
+                if nq not in branch_fns:
+                    inline[q] = (1 << lock, nq)
             for pc, m in enumerate(micros):
                 if not (m.kind in ("acq", "rel") or (m.kind == "act" and m.guard is None)):
                     continue
-                if nexts[pc] & plain:
+                if nexts[pc] & chain:
                     first = table[pc]
                     assert first is not None
-                    rtable[pc] = compose_releases(first, table, plain)
+                    rtable[pc] = compose_releases(first, table, chain, inline)
                     rtexts[pc] = f"{texts[pc]}; then unlocks"
         self.tables.append(table)
         self.rtables.append(rtable)

@@ -90,6 +90,7 @@ def explore(spec: Spec, *, symmetry: bool = True, reduce: bool = True,
     unseen = set(tag_names)
 
     t0 = time.perf_counter()
+    c0 = time.process_time()
     init = canon(spec.init) if canon is not None else spec.init
     parent: dict[State, State | None] = {init: None}
     transitions = 0
@@ -104,9 +105,13 @@ def explore(spec: Spec, *, symmetry: bool = True, reduce: bool = True,
 
     def stats() -> dict[str, Any]:
         elapsed = time.perf_counter() - t0
+        cpu = time.process_time() - c0
+        # CPU time too: on a shared machine the wall-clock rate says more about the load.
         return {"distinct_states": len(parent), "transitions": transitions, "depth": depth,
                 "frontier": len(frontier), "seconds": round(elapsed, 3),
+                "cpu_seconds": round(cpu, 3),
                 "states_per_second": int(len(parent) / elapsed) if elapsed > 0 else 0,
+                "states_per_cpu_second": int(len(parent) / cpu) if cpu > 0 else 0,
                 "symmetry": symmetry, "reduction": reduce and not spec.racy,
                 "complete": False}
 

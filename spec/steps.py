@@ -94,6 +94,40 @@ def make_acquire(ref: LockRef, locks: LockInfo, body: Body | None, choose: Choos
             out.append(tuple(S))
         return acquire_fast
 
+    if isinstance(ref, int) and choose is not None and resolve is None and body is not None:
+        cbit = 1 << ref
+        cname = locks.names[ref]
+        cmutex_spin = locks.spin_mask if locks.mutex[ref] else 0
+
+        def acquire_choose(s: State, a: int, out: list[State]) -> None:
+            g = s[G_HELD]
+            if g & cbit:
+                if s[a][HELD] & cbit:
+                    raise SpecAssertion("lock", f"{cname} taken twice by the same thread "
+                                                "(self-deadlock)")
+                return
+            t = list(s[a])
+            if t[HELD] & cmutex_spin:
+                raise SpecAssertion("lock", f"mutex {cname} taken while holding a spinlock "
+                                            "(sleeping in atomic context)")
+            S = list(s)
+            S[G_HELD] = g | cbit
+            t[HELD] |= cbit
+            options = choose(S, t)
+            if len(options) <= 1:
+                r = body(S, t, options[0] if options else None)
+                t[PC] = nxt if r is None else jumps[r]
+                S[a] = tuple(t)
+                out.append(tuple(S))
+                return
+            for c in options:
+                S2, t2 = S.copy(), t.copy()
+                r = body(S2, t2, c)
+                t2[PC] = nxt if r is None else jumps[r]
+                S2[a] = tuple(t2)
+                out.append(tuple(S2))
+        return acquire_choose
+
     run = _runner(body, choose, _emitter(nxt, jumps, resolve))
 
     def acquire(s: State, a: int, out: list[State]) -> None:
@@ -198,18 +232,41 @@ def make_write(fld: int, body: Body, nxt: int, jumps: dict[str, int],
     return write
 
 
-def compose_releases(first: Step, table: list[Step | None], plain: frozenset[int]) -> Step:
-    """``first`` followed, in the same step, by every plain release it leads to."""
+def compose_releases(first: Step, table: list[Step | None], chain: frozenset[int],
+                     inline: dict[int, tuple[int, int]]) -> Step:
+    """``first`` followed, in the same step, by every plain release it leads to.
+
+    ``chain`` holds the positions of the plain releases (a static lock, no code after the
+    unlock); ``inline`` maps those whose next position needs no branch resolved to their lock
+    bit and next position, so they are applied to the state directly, the others run their own
+    step."""
     def reduced(s: State, a: int, out: list[State]) -> None:
         todo: list[State] = []
         first(s, a, todo)
         while todo:
             m = todo.pop()
-            pc = m[a][PC]
-            if pc in plain:
+            t0 = m[a]
+            pc = t0[PC]
+            if pc not in chain:
+                out.append(m)
+            elif pc not in inline:
                 rel = table[pc]
                 assert rel is not None
                 rel(m, a, todo)
             else:
-                out.append(m)
+                held = t0[HELD]
+                g = m[G_HELD]
+                while pc in inline:
+                    bit, pc = inline[pc]
+                    if not held & bit:
+                        raise SpecAssertion("lock", "a lock released but not held")
+                    held &= ~bit
+                    g &= ~bit
+                t = list(t0)
+                t[PC] = pc
+                t[HELD] = held
+                S = list(m)
+                S[G_HELD] = g
+                S[a] = tuple(t)
+                (todo if pc in chain else out).append(tuple(S))
     return reduced
