@@ -179,7 +179,8 @@ class VAtomic:
     """An ``atomic_long_t``: each read-modify-write owns its cache line for ``lock_ns`` (plus a
     transfer when another CPU wrote it last); concurrent ones queue on the line."""
 
-    __slots__ = ("name", "value", "free_at", "last_cpu", "sharers", "_rt")
+    __slots__ = ("name", "value", "free_at", "last_cpu", "sharers", "ops", "contentions",
+                 "wait_ns", "wait_max", "_rt")
 
     def __init__(self, rt: VirtualRuntime, name: str, value: int) -> None:
         self.name = name
@@ -187,6 +188,10 @@ class VAtomic:
         self.free_at = 0.0
         self.last_cpu = -1
         self.sharers = 0
+        self.ops = 0
+        self.contentions = 0
+        self.wait_ns = 0.0
+        self.wait_max = 0.0
         self._rt = rt
 
     def _rmw(self) -> None:
@@ -198,7 +203,13 @@ class VAtomic:
         if heap and heap[0][0] < t.clock:
             rt._yield(t)
         start = t.clock
+        self.ops += 1
         if self.free_at > start:
+            wait = self.free_at - start
+            self.contentions += 1
+            self.wait_ns += wait
+            if wait > self.wait_max:
+                self.wait_max = wait
             start = self.free_at
         cpu = t.cpu
         end = start + (rt._lock if self.last_cpu == cpu else rt._lock + rt._xfer)

@@ -75,7 +75,8 @@ class SimConfig:
 
 @dataclass(frozen=True)
 class LockRow:
-    """lock_stat of one lock (or one lock class, summed) in virtual time."""
+    """lock_stat of one lock (or one lock class, summed) in virtual time.  Atomics appear too,
+    class ``<name> (atomic)``: waits for their cache line, no hold time."""
 
     name: str
     lock_class: str
@@ -199,6 +200,10 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None) -> SimResult:
     rows = [LockRow(lk.name, lk.lock_class, lk.acquisitions, lk.contentions, lk.wait_ns,
                     lk.wait_max, lk.hold_ns, lk.hold_max, lk.wait_ns / busy)
             for lk in rt.locks]
+    # An atomic's cache line is a lock of its own: read-modify-writes queue for it.
+    rows += [LockRow(a.name, f"{a.name} (atomic)", a.ops, a.contentions, a.wait_ns, a.wait_max,
+                     0.0, 0.0, a.wait_ns / busy)
+             for a in rt.atomics if a.ops]
     return SimResult(
         design=design.name, cpus=cfg.cpus, nr_cpus=cfg.nr_cpus,
         tests=tuple(c.short for c in cfg.tests), ops=cfg.ops, seed=cfg.seed,

@@ -1,0 +1,184 @@
+"""Simulation driver, cases adapter, cost model, fit and validation (bounded sizes)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from checker.simulate import cases
+from checker.simulate.costs import FITTED_PATH, CostModel, load_fitted, parse_overrides
+from checker.simulate.driver import DesignFailure, SimConfig, run_simulation
+from checker.simulate.fit import log_error, nelder_mead
+from checker.simulate.published import V1_GLOBAL, V1_PATCHED, V3_MASK7
+from checker.simulate.validate import validate
+from checker.stress import workloads
+from checker.stress.workloads import by_mask, by_names
+from impl.designs import get_design
+from impl.designs.global_ import GlobalDesign
+from impl.runtime import Runtime
+
+COSTS = CostModel(call_ns=150, node_ns=2, lock_ns=40, xfer_ns=120, tlb_ns=200)
+FIX = by_names("fix_size")
+
+
+def sim(design: str, cpus: int, ops: int = 150, seed: int = 0, **kw: object) -> object:
+    return run_simulation(SimConfig(get_design(design), cpus, FIX, COSTS, ops=ops, seed=seed,
+                                    **kw))  # type: ignore[arg-type]
+
+
+def test_same_seed_same_numbers() -> None:
+    a = run_simulation(SimConfig(get_design("global"), 4, FIX, COSTS, ops=200, seed=7))
+    b = run_simulation(SimConfig(get_design("global"), 4, FIX, COSTS, ops=200, seed=7))
+    assert (a.per_op_us, a.p99_us, a.makespan_us) == (b.per_op_us, b.p99_us, b.makespan_us)
+    assert [r.to_json() for r in a.locks] == [r.to_json() for r in b.locks]
+
+
+def test_another_seed_other_numbers() -> None:
+    a = run_simulation(SimConfig(get_design("global"), 4, FIX, COSTS, ops=200, seed=1))
+    b = run_simulation(SimConfig(get_design("global"), 4, FIX, COSTS, ops=200, seed=2))
+    assert a.makespan_us != b.makespan_us
+
+
+@pytest.mark.parametrize("design", ["global", "nodes", "percpu"])
+def test_every_design_runs_and_drains_clean(design: str) -> None:
+    r = run_simulation(SimConfig(get_design(design), 4, FIX, COSTS, ops=300))
+    assert r.per_op_us > 0 and r.makespan_us > 0
+    assert not r.failed
+    assert r.lock_classes()
+
+
+def test_one_cpu_never_waits_and_many_cpus_contend_on_the_global_busy_lock() -> None:
+    one = run_simulation(SimConfig(get_design("global"), 1, FIX, COSTS, ops=200))
+    assert one.wait_share == 0.0
+    many = run_simulation(SimConfig(get_design("global"), 8, FIX, COSTS, ops=200))
+    assert many.per_op_us > 3 * one.per_op_us
+    top = many.lock_classes()[0]
+    assert top.name == "vmap_area_lock" and top.wait_share > 0.3
+
+
+def test_nodes_contend_less_than_global() -> None:
+    g = run_simulation(SimConfig(get_design("global"), 8, FIX, COSTS, ops=300))
+    n = run_simulation(SimConfig(get_design("nodes"), 8, FIX, COSTS, ops=300))
+    assert n.per_op_us < g.per_op_us
+
+
+def test_atomics_are_reported_as_lock_rows() -> None:
+    r = run_simulation(SimConfig(get_design("nodes"), 4, FIX, COSTS, ops=200))
+    assert any(row.lock_class == "vmap_lazy_nr (atomic)" for row in r.locks)
+
+
+def test_steady_state_is_reached_with_steady_ops() -> None:
+    ops = cases.steady_ops(FIX, 2, 2)
+    r = run_simulation(SimConfig(get_design("nodes"), 2, FIX, COSTS, ops=ops))
+    assert r.steady and r.drain_runs >= 4
+
+
+def test_mask_7_with_scaled_setups() -> None:
+    tests, _ = by_mask(7)
+    r = run_simulation(SimConfig(get_design("global"), 2, tests, COSTS, ops=20,
+                                 setup_scale=256))
+    assert set(r.tests) == {"fix_size", "full_fit", "long_busy_list"} and not r.failed
+
+
+def test_scaled_setups_restores_the_cases() -> None:
+    before = (workloads.LONG_BUSY_LIST_LEN, vars(workloads)["lazy_max_pages"](64))
+    with cases.scaled_setups(8):
+        assert workloads.LONG_BUSY_LIST_LEN == before[0] // 8
+        assert vars(workloads)["lazy_max_pages"](64) == before[1] // 8
+    assert (workloads.LONG_BUSY_LIST_LEN, vars(workloads)["lazy_max_pages"](64)) == before
+
+
+class RaisingDesign(GlobalDesign):
+    name = "raising"
+
+    def _alloc(self, size: int, align: int, vstart: int, vend: int) -> int:
+        if self.rt.cpu_id() == 1:
+            raise RuntimeError("broken on purpose")
+        return super()._alloc(size, align, vstart, vend)
+
+
+class LeakingDesign(GlobalDesign):
+    """Forgets every tenth free: areas stay busy."""
+
+    name = "leaking"
+
+    def __init__(self, runtime: Runtime, config: object = None) -> None:
+        super().__init__(runtime, config)  # type: ignore[arg-type]
+        self.frees = 0
+
+    def _free(self, addr: int) -> None:
+        self.frees += 1
+        if self.frees % 10:
+            super()._free(addr)
+
+
+class AbbaDesign(GlobalDesign):
+    """Takes the busy lock inside the free lock on CPU 0, and the other way round elsewhere."""
+
+    name = "abba"
+
+    def _alloc(self, size: int, align: int, vstart: int, vend: int) -> int:
+        first, second = ((self.free_vmap_area_lock, self.vmap_area_lock)
+                         if self.rt.cpu_id() == 0 else
+                         (self.vmap_area_lock, self.free_vmap_area_lock))
+        with first:
+            with second:
+                pass
+        return super()._alloc(size, align, vstart, vend)
+
+
+@pytest.mark.parametrize("cls, match", [(RaisingDesign, "broken on purpose"),
+                                        (LeakingDesign, "still busy"),
+                                        (AbbaDesign, "blocked forever")])
+def test_a_broken_design_is_reported(cls: type[GlobalDesign], match: str) -> None:
+    with pytest.raises(DesignFailure) as info:
+        run_simulation(SimConfig(cls, 2, FIX, COSTS, ops=100))
+    assert match in str(info.value) or match in str(info.value.__cause__)
+
+
+def test_cost_model_rejects_negative_and_parses_overrides() -> None:
+    with pytest.raises(ValueError):
+        CostModel(call_ns=-1, node_ns=0, lock_ns=0, xfer_ns=0, tlb_ns=0)
+    assert parse_overrides("xfer_ns=120, tlb_ns=0") == {"xfer_ns": 120.0, "tlb_ns": 0.0}
+    for bad in ("foo=1", "xfer_ns", "xfer_ns=fast"):
+        with pytest.raises(ValueError):
+            parse_overrides(bad)
+    assert COSTS.replace(xfer_ns=1).xfer_ns == 1
+
+
+def test_fitted_costs_are_committed_and_loaded() -> None:
+    data = json.loads(FITTED_PATH.read_text())
+    assert set(data["params"]) == set(CostModel.names())
+    costs, record = load_fitted()
+    assert costs.to_json() == {k: float(v) for k, v in data["params"].items()}
+    assert record["fitted_to"]["points"] == [list(p) for p in V1_GLOBAL.points]
+
+
+def test_nelder_mead_finds_a_quadratic_minimum() -> None:
+    x, fx, evals = nelder_mead(lambda v: (v[0] - 1) ** 2 + (v[1] + 2) ** 2 + 3, [0.0, 0.0],
+                               0.5, 400, ftol=1e-12)
+    assert fx == pytest.approx(3.0, abs=1e-6)
+    assert x[0] == pytest.approx(1.0, abs=1e-3) and x[1] == pytest.approx(-2.0, abs=1e-3)
+    assert evals <= 400
+
+
+def test_log_error_is_zero_on_the_published_curve() -> None:
+    assert log_error([p for _, p in V1_GLOBAL.points], V1_GLOBAL) == 0.0
+    assert log_error([2 * p for _, p in V1_GLOBAL.points], V1_GLOBAL) == pytest.approx(
+        6 * math.log(2) ** 2)
+
+
+def test_published_figures() -> None:
+    assert V1_GLOBAL.jobs == V1_PATCHED.jobs == (1, 2, 4, 8, 16, 32)
+    assert V3_MASK7.ratio == pytest.approx(12.7, abs=0.05)
+
+
+def test_validation_structure_bounded() -> None:
+    val = validate(COSTS, ops=40, v3=False, percpu=False)
+    assert len(val.points) == 12
+    assert {p.design for p in val.points} == {"global", "nodes"}
+    assert any("speedup" in k for k in val.targets)
+    assert any(r.name.startswith("speedup") for r in val.ratios)
+    assert val.to_json()["points"][0]["relative_error"] == val.points[0].rel_error
