@@ -21,8 +21,11 @@ With shared-access tracking on, a thread can be suspended in the middle of a cri
 the observer then waits for a step after which no thread is, and matches the whole stretch
 (each step of it by its own thread).
 
+``check_both`` is ``model-check --target both``: the spec search, then the implementation
+search with this observer attached, as one result.
+
 Relies on ``spec`` (registry, compiled specs), ``checker.spec_check`` (which spec a design
-has), ``checker.events`` and the controlled runtime's thread records.
+has), ``checker.events``, the controlled runtime's thread records and ``checker.model_check``.
 """
 
 from __future__ import annotations
@@ -37,9 +40,9 @@ from spec.protocol import HAND, HELD
 from spec.registry import known_specs
 
 from .events import ACCESS, SCHEDULING_KINDS, Event
-from .result import Finding
+from .result import Finding, Outcome, Result
 from .scenario import Scenario
-from .spec_check import spec_name_for, spec_params
+from .spec_check import run_spec_check, spec_name_for, spec_params
 
 # Spec steps one implementation step may stand for (besides a stutter).  The specs are written
 # step for step against the scheduling points, so one suffices; two leaves room for a spec
@@ -322,3 +325,38 @@ class RefinementObserver:
     def stats(self) -> dict[str, Any]:
         return {"executions": self.executions, "steps_checked": self.steps_checked,
                 "refinement_findings": self.findings_total}
+
+
+def check_both(design_cls: type[VmapDesign], scenario: Scenario, spec_options: Any = None,
+               observers: Iterable[Any] = (), **model_check_args: Any) -> Result:
+    """``--target both``: explore the spec, then search the implementation with every
+    execution checked against the spec; one ``Result`` with both halves' figures.
+
+    ``model_check_args`` go to ``checker.model_check.model_check`` unchanged."""
+    from .model_check import model_check  # the implementation search imports this module's peers
+
+    spec_res = run_spec_check(design_cls, scenario, spec_options)
+    refine = RefinementObserver()
+    impl_res = model_check(design_cls, scenario, observers=[refine, *observers],
+                           **model_check_args)
+    return combine(spec_res, impl_res, refine)
+
+
+def combine(spec_res: Result, impl_res: Result, refine: RefinementObserver | None) -> Result:
+    """One result from the spec half and the implementation half of ``--target both``."""
+    out = Result("model-check", config={**impl_res.config, "target": "both",
+                                        "spec": spec_res.config.get("spec"),
+                                        "spec_options": {k: spec_res.config.get(k) for k in
+                                                         ("symmetry", "max_states", "timeout")}})
+    out.stats = {"spec": spec_res.stats, "impl": impl_res.stats}
+    if refine is not None:
+        out.stats["refinement"] = refine.stats()
+    out.findings = [*spec_res.findings, *impl_res.findings]
+    outcomes = {spec_res.outcome, impl_res.outcome}
+    if out.findings or Outcome.VIOLATION in outcomes:
+        out.outcome = Outcome.VIOLATION
+    elif Outcome.INCOMPLETE in outcomes:
+        out.outcome = Outcome.INCOMPLETE
+    else:
+        out.outcome = Outcome.OK
+    return out
