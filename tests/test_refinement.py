@@ -98,3 +98,16 @@ def test_a_range_moved_where_the_spec_does_not_is_a_refinement_finding() -> None
     assert trace["event"]["obj"] == "free_vmap_area_lock"
     assert "atomic_long_add_return" in trace["spec_allowed"][0]
     assert "leaves the spec global" in found[0].message
+
+
+def test_check_both_merges_the_spec_and_the_implementation_halves() -> None:
+    from checker.designs import resolve_design
+    from checker.refinement import check_both
+
+    ok = check_both(resolve_design("global"), default_scenario(), timeout=120)
+    assert ok.outcome is Outcome.OK
+    assert ok.config["target"] == "both" and ok.config["spec"] == "global"
+    assert ok.stats["spec"]["complete"] and ok.stats["refinement"]["refinement_findings"] == 0
+    bad = check_both(GlobalEagerFree, default_scenario(), timeout=120)
+    assert bad.outcome is Outcome.VIOLATION
+    assert [f.kind for f in bad.findings] == ["refinement"]
