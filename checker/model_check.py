@@ -61,6 +61,7 @@ class Options:
     max_steps: int | None = None
     stop_on_first: bool = True
     shrink: bool = True
+    state_cache: bool = False
     observers: Sequence[Observer] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:
@@ -68,7 +69,8 @@ class Options:
                 "preemption_bound": self.preemption_bound,
                 "max_executions": self.max_executions, "timeout": self.timeout,
                 "seed": self.seed, "pct_depth": self.pct_depth if self.strategy == "pct" else None,
-                "track_access": self.track_access, "max_steps": self.max_steps}
+                "track_access": self.track_access, "max_steps": self.max_steps,
+                "state_cache": self.state_cache}
 
 
 def _runner(design_cls: type[VmapDesign], scenario: Scenario, opts: Options,
@@ -95,7 +97,7 @@ def _main_search(search: Search, opts: Options, scenario: Scenario) -> bool:
         run_pct(search, opts.seed, opts.pct_depth)
         return False
     if opts.preemption_bound is None:
-        return DfsExplorer(opts.reduction).search(search)
+        return DfsExplorer(opts.reduction, state_cache=opts.state_cache).search(search)
     for bound in range(opts.preemption_bound + 1):
         if not DfsExplorer(opts.reduction, bound).search(search):
             return False
@@ -138,6 +140,7 @@ def model_check(design: type[VmapDesign] | str, scenario: Scenario | None = None
                 timeout: float | None = None, seed: int = 0, pct_depth: int = 3,
                 observers: Sequence[Observer] = (), track_access: bool = False,
                 max_steps: int | None = None, stop_on_first: bool = True, shrink: bool = True,
+                state_cache: bool = False,
                 progress: Callable[[SearchStats], None] | None = None) -> Result:
     """Search the interleavings of ``design`` running ``scenario``; see the module note."""
     design_cls = resolve_design(design) if isinstance(design, str) else design
@@ -152,10 +155,13 @@ def model_check(design: type[VmapDesign] | str, scenario: Scenario | None = None
     if strategy in ("random", "pct") and max_executions is None and timeout is None:
         max_executions = DEFAULT_RUNS
     opts = Options(strategy, reduction, preemption_bound, max_executions, timeout, seed,
-                   pct_depth, track_access, max_steps, stop_on_first, shrink, tuple(observers))
+                   pct_depth, track_access, max_steps, stop_on_first, shrink, state_cache,
+                   tuple(observers))
     label = strategy
     if strategy == "dfs":
         label = "dfs+dpor" if reduction else "dfs (no reduction)"
+        if reduction and state_cache and preemption_bound is None:
+            label += "+state-cache"
         if preemption_bound is not None:
             label += f", preemption bound {preemption_bound}"
     stats_holder: list[SearchStats] = []

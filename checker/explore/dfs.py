@@ -22,6 +22,18 @@ Three modes:
   the bound are not explored; what that cuts is counted separately and does not make the search
   incomplete: the result is exhaustive *for the bound*.
 
+Optional state caching (``state_cache=True``, with DPOR and no bound): stateful DPOR after
+Yang, Chen, Gopalakrishnan and Kirby (SPIN 2008).  Each new choice point is fingerprinted
+(``statecache``: the whole program state); when every branch below a state has been explored,
+the state is cached with a summary of the steps taken anywhere below it (thread, object,
+read/write) and its sleep set.  A later execution that reaches a cached state whose stored
+sleep set is contained in its own stops there (the earlier exploration covered at least as
+much), and the races between its prefix and the summarised steps are added as backtrack
+points the way the persistent-set algorithm of Flanagan and Godefroid does (the thread, or
+every enabled thread if it is not enabled there, before the last dependent step it is not
+ordered after).  Without that last part the cut would lose the reorderings a stateless search
+would have found through the cut subtree.
+
 Relies on ``dpor.Clocks`` for races and ``search.Search`` for the budget and statistics.
 """
 
@@ -29,10 +41,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..events import ACQUIRE, RELEASE
 from ..runtimes.controlled import ControlledRuntime
 from .dpor import Clocks
-from .execution import ExecutionOutcome
+from .execution import ExecutionOutcome, StepRecord
 from .search import Search
+from .statecache import fingerprint
+
+Pending = tuple[int, bool, bool]  # (object key, writes, is a lock acquire)
+Transition = tuple[int, int, bool, bool]  # (thread, object key, writes, is a lock acquire)
+CacheEntry = tuple[frozenset[Transition], frozenset[int]]
 
 
 class NondeterminismError(RuntimeError):
@@ -43,9 +61,9 @@ class Node:
     """A choice point: the state before one step of the current path."""
 
     __slots__ = ("enabled", "pending", "sleep", "backtrack", "done", "chosen", "prev",
-                 "preempts")
+                 "preempts", "fp", "summary", "hit")
 
-    def __init__(self, enabled: tuple[int, ...], pending: dict[int, tuple[int, bool]],
+    def __init__(self, enabled: tuple[int, ...], pending: dict[int, Pending],
                  sleep: frozenset[int], prev: int, preempts: int) -> None:
         self.enabled = enabled
         self.pending = pending
@@ -55,12 +73,20 @@ class Node:
         self.chosen: int | None = None
         self.prev = prev
         self.preempts = preempts
+        self.fp: tuple[int, int] | None = None
+        self.summary: set[Transition] = set()
+        self.hit = False
+
+    def take(self, tid: int) -> None:
+        self.chosen = tid
+        self.done.add(tid)
+        self.summary.add((tid, *self.pending[tid]))
 
     def is_preemption(self, tid: int) -> bool:
         return self.prev >= 0 and tid != self.prev and self.prev in self.enabled
 
 
-def _independent(a: tuple[int, bool], b: tuple[int, bool]) -> bool:
+def _independent(a: Pending, b: Pending) -> bool:
     return a[0] != b[0] or not (a[1] or b[1])
 
 
@@ -70,6 +96,9 @@ class PathScheduler:
     def __init__(self, dfs: DfsExplorer) -> None:
         self.dfs = dfs
         self.pos = 0
+        # The states after the first ``checked_prefix`` steps were checked by the execution
+        # that created this prefix; replaying them again needs no invariant checks.
+        self.checked_prefix = max(len(dfs.path) - 1, 0)
 
     def choose(self, rt: ControlledRuntime, enabled: Sequence[int]) -> int | None:
         dfs = self.dfs
@@ -89,7 +118,7 @@ class PathScheduler:
         for tid in enabled:
             p = threads[tid].pending
             assert p is not None
-            pending[tid] = (p.key, p.write)
+            pending[tid] = (p.key, p.write, p.kind == ACQUIRE)
         if path:
             parent = path[-1]
             chosen = parent.chosen
@@ -106,12 +135,19 @@ class PathScheduler:
             prev, preempts, sleep = -1, 0, frozenset()
         node = Node(tuple(enabled), pending, sleep, prev, preempts)
         path.append(node)
+        if dfs.cache is not None:
+            node.fp = fingerprint(rt)
+            entry = dfs.cache.get(node.fp)
+            if entry is not None and entry[1] <= sleep:
+                node.hit = True
+                node.summary = set(entry[0])
+                dfs.hits += 1
+                return None
         choices = [t for t in enabled if t not in sleep and dfs.within_bound(node, t)]
         if not choices:
             return None
         c = prev if prev in choices else choices[0]
-        node.chosen = c
-        node.done.add(c)
+        node.take(c)
         if dfs.reduction:
             node.backtrack.add(c)
         else:
@@ -122,11 +158,15 @@ class PathScheduler:
 class DfsExplorer:
     """One exhaustive search (one preemption bound, or none)."""
 
-    def __init__(self, reduction: bool = True, preemption_bound: int | None = None) -> None:
+    def __init__(self, reduction: bool = True, preemption_bound: int | None = None,
+                 state_cache: bool = False) -> None:
         self.reduction = reduction
         self.bound = preemption_bound
         self.sleep_sets = reduction and preemption_bound is None
         self.path: list[Node] = []
+        self.cache: dict[tuple[int, int], CacheEntry] | None = \
+            {} if state_cache and self.sleep_sets else None
+        self.hits = 0
 
     def within_bound(self, node: Node, tid: int) -> bool:
         if self.bound is None:
@@ -142,6 +182,9 @@ class DfsExplorer:
             if search.out_of_budget():
                 return False
             outcome = search.run(PathScheduler(self))
+            if self.cache is not None:
+                search.stats.cache_hits = self.hits
+                search.stats.cached_states = len(self.cache)
             if self.reduction:
                 self._add_backtracks(outcome)
             if search.violations and search.budget.stop_on_first:
@@ -165,25 +208,42 @@ class DfsExplorer:
                         continue
                     if not self.within_bound(node, t):
                         continue
-                    node.chosen = t
-                    node.done.add(t)
+                    node.take(t)
                     return True
-            for t in node.enabled:
-                if t in node.done:
-                    continue
-                if not self.within_bound(node, t):
-                    st.bound_cut += 1
-                else:
-                    st.pruned += 1
+            if not node.hit:
+                for t in node.enabled:
+                    if t in node.done:
+                        continue
+                    if not self.within_bound(node, t):
+                        st.bound_cut += 1
+                    else:
+                        st.pruned += 1
             path.pop()
+            if self.cache is not None:
+                self._complete(node)
         return False
+
+    def _complete(self, node: Node) -> None:
+        """Every branch below ``node`` is explored: cache it and pass its summary up."""
+        assert self.cache is not None
+        if node.fp is not None:
+            old = self.cache.get(node.fp)
+            if old is None:
+                self.cache[node.fp] = (frozenset(node.summary), node.sleep)
+            else:
+                self.cache[node.fp] = (old[0] | node.summary, old[1] & node.sleep)
+        if self.path:
+            self.path[-1].summary |= node.summary
 
     def _add_backtracks(self, outcome: ExecutionOutcome) -> None:
         steps = outcome.steps
-        if len(steps) < 2:
+        path = self.path
+        hit = len(steps) < len(path) and path[len(steps)].hit
+        if len(steps) < 2 and not hit:
             return
         clocks = Clocks(steps, len(outcome.thread_names))
-        path = self.path
+        if hit:
+            self._summary_races(steps, clocks, path[len(steps)].summary)
         if self.bound is None:
             for i, j in clocks.races:
                 node = path[i]
@@ -207,3 +267,41 @@ class DfsExplorer:
                         node.backtrack.add(p)
                     else:
                         node.backtrack.update(node.enabled)
+
+    def _summary_races(self, steps: Sequence[StepRecord], clocks: Clocks,
+                       summary: set[Transition]) -> None:
+        """Races between the prefix and the steps summarised below a cached state."""
+        path = self.path
+        n = len(clocks.tids)
+        by_key: dict[int, list[int]] = {}
+        for i, s in enumerate(steps):
+            by_key.setdefault(s.key, []).append(i)
+        last: dict[int, list[int]] = {}
+        for i, tid in enumerate(clocks.tids):
+            last[tid] = clocks.clocks[i]
+        zero = [0] * max(n, 1)
+        for p, key, write, acquire in summary:
+            idxs = by_key.get(key)
+            if not idxs:
+                continue
+            cp = last.get(p, zero)
+            for i in reversed(idxs):
+                s = steps[i]
+                u = clocks.tids[i]
+                if u == p:
+                    continue
+                kind = s.kind
+                if kind == ACQUIRE or kind == RELEASE:
+                    if not (acquire and kind == ACQUIRE):
+                        continue
+                elif not (write or s.write):
+                    continue
+                if u < len(cp) and cp[u] >= clocks.local[i]:
+                    continue
+                node = path[i]
+                if p in node.enabled:
+                    if p not in node.sleep:
+                        node.backtrack.add(p)
+                else:
+                    node.backtrack.update(t for t in node.enabled if t not in node.sleep)
+                break

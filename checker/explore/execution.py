@@ -39,6 +39,7 @@ from ..runtimes.controlled import (
     Scheduler,
 )
 from ..scenario import Scenario
+from .fairness import SpinDetector
 
 DEFAULT_MAX_STEPS = 5000
 
@@ -239,6 +240,13 @@ def deadlock_finding(rt: ControlledRuntime) -> Finding:
                     "blocked": blocked})
 
 
+def _livelock_finding(rt: ControlledRuntime, spins: SpinDetector, t: ModelThread) -> Finding:
+    head = "the drain terminates" if t.work is not None else "every thread makes progress"
+    return Finding("invariant", f"{head}: {t.name} loops at {spins.where.get(t.tid, '?')} "
+                   f"without changing any state while no other thread can run (livelock) "
+                   f"[after step {rt.step - 1}]", {"spinning": t.name})
+
+
 def _loc(file: str, line: int, function: str) -> str:
     if not file:
         return "?"
@@ -266,6 +274,12 @@ def run_execution(design_cls: type[VmapDesign], scenario: Scenario, scheduler: S
     preemptions = 0
     max_steps = settings.max_steps
     checked_prefix: int = getattr(scheduler, "checked_prefix", 0)
+    spins = SpinDetector(rt, design)
+    rt.context["design"] = design
+    rt.context["spins"] = spins
+    rt.context["constants"] = frozenset(
+        [id(scenario), id(scenario.config)]
+        + [id(x) for p in scenario.programs for x in (p, p.ops, *p.ops)])
 
     def on_step(t: ModelThread) -> str | None:
         nonlocal seen, drain_ran, alloc_purged, preemptions
@@ -289,6 +303,10 @@ def run_execution(design_cls: type[VmapDesign], scenario: Scenario, scheduler: S
                     o.on_event(ev)
         if t.error is not None:
             findings.append(_error_finding(t, rt.step))
+            return "violation"
+        spins.after_step(t)
+        if spins.livelock is not None:
+            findings.append(_livelock_finding(rt, spins, spins.livelock))
             return "violation"
         for c, locks in (checks if rt.step > checked_prefix else ()):
             for lk in locks:
@@ -319,6 +337,7 @@ def run_execution(design_cls: type[VmapDesign], scenario: Scenario, scheduler: S
         if status == "blocked":
             findings.append(deadlock_finding(rt))
             status = "violation"
+
         elif status == "done":
             if settings.check_invariants:
                 try:

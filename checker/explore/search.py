@@ -56,6 +56,8 @@ class SearchStats:
     executions_with_drain: int = 0
     executions_with_alloc_purge: int = 0
     executions_with_alloc_failed: int = 0
+    cache_hits: int | None = None
+    cached_states: int | None = None
     first_violation_execution: int | None = None
     first_violation_seconds: float | None = None
     seconds: float = 0.0
@@ -78,6 +80,9 @@ class SearchStats:
             "executions_with_alloc_purge": self.executions_with_alloc_purge,
             "executions_with_alloc_failed": self.executions_with_alloc_failed,
         }
+        if self.cache_hits is not None:
+            out["state_cache_hits"] = self.cache_hits
+            out["cached_states"] = self.cached_states
         if self.stopped_by:
             out["stopped_by"] = self.stopped_by
         if self.first_violation_execution is not None:

@@ -301,7 +301,13 @@ class ControlledRuntime:
         self.dead = False
         self.objects: list[Any] = []  # every lock/atomic/work/shared by creation index (= key)
         self.last_op: PendingOp | None = None  # the operation of the step just run
-        self.last_enabled: Sequence[int] = ()  # the threads that could have run it
+        self.last_enabled: Sequence[int] = ()  # the threads the scheduler could choose from
+        self.last_raw_enabled: Sequence[int] = ()  # ... and those that could run at all
+        # Threads that spin (came back to where they were with nothing changed): they yield to
+        # every other enabled thread until another thread takes a step.
+        self.yielding: set[int] = set()
+        # Whatever the layer running the execution wants a scheduler to see (the design...).
+        self.context: dict[str, Any] = {}
         # Threads switch back to the greenlet that builds and runs the execution.
         self._main: greenlet.greenlet = greenlet.getcurrent()
         self._running = False
@@ -442,6 +448,11 @@ class ControlledRuntime:
             enabled = self.enabled()
             if not enabled:
                 return "done" if self.quiescent() else "blocked"
+            self.last_raw_enabled = enabled
+            if self.yielding:
+                fair = [tid for tid in enabled if tid not in self.yielding]
+                if fair:  # a spinning thread runs only when nothing else can
+                    enabled = fair
             self.last_enabled = enabled
             tid = scheduler.choose(self, enabled)
             if tid is None:
@@ -454,6 +465,8 @@ class ControlledRuntime:
             t.glet.switch()
             self.current = None
             self.step += 1
+            if self.yielding and self.yielding != {tid}:
+                self.yielding &= {tid}  # another thread moved: the others may try again
             if on_step is not None:
                 reason = on_step(t)
                 if reason is not None:
