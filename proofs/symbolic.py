@@ -24,6 +24,7 @@ Relies on ``z3`` and ``proofs.render`` / ``proofs.obligation``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
@@ -106,118 +107,178 @@ class SymBool:
 
 
 
-class SymInt:
-    """A Python ``int`` as a ``width``-bit two's complement Z3 term (see the module note)."""
+Bounds = tuple[int, int] | None
 
-    __slots__ = ("ex", "expr")
+
+class SymInt:
+    """A Python ``int`` as a ``width``-bit two's complement Z3 term (see the module note).
+
+    ``bounds`` is an interval the value is known to lie in (inclusive, exact), derived from the
+    inputs' ranges by interval arithmetic, or None.  Bounds are used only to leave out work that
+    cannot matter: a width side condition that cannot fail, or a division circuit where one
+    comparison does (``(i + 1) % n`` with ``i < n`` is ``i + 1 - n`` or ``i + 1``), so they never
+    change what a formula means.
+    """
+
+    __slots__ = ("ex", "expr", "bounds")
     __hash__ = None  # type: ignore[assignment]  # == is symbolic, so not hashable
 
-    def __init__(self, ex: Executor, expr: z3.BitVecRef) -> None:
+    def __init__(self, ex: Executor, expr: z3.BitVecRef, bounds: Bounds = None) -> None:
         self.ex = ex
         self.expr = expr
+        self.bounds = bounds
 
     # ------------------------------------------------------------------ helpers
-    def _term(self, other: object) -> z3.BitVecRef | None:
+    def _operand(self, other: object) -> tuple[z3.BitVecRef, Bounds] | None:
         if isinstance(other, SymInt):
             if other.ex is not self.ex:
                 raise SymbolicError("values of two executors mixed")
-            return other.expr
+            return other.expr, other.bounds
         if isinstance(other, int):
-            return self.ex.const(other)
+            return self.ex.const(other), (other, other)
         return None
 
-    def _new(self, expr: z3.BitVecRef) -> SymInt:
-        return SymInt(self.ex, expr)
-
     def _binop(self, other: object, op: Callable[[z3.BitVecRef, z3.BitVecRef], z3.BitVecRef],
+               interval: Callable[[tuple[int, int], tuple[int, int]], Bounds] | None,
                checks: Callable[[z3.BitVecRef, z3.BitVecRef], Iterable[z3.BoolRef]] | None,
                what: str, reflected: bool = False) -> SymInt:
-        o = self._term(other)
+        o = self._operand(other)
         if o is None:
             return NotImplemented
-        a, b = (o, self.expr) if reflected else (self.expr, o)
-        if checks is not None:
+        (a, ab), (b, bb) = ((o, (self.expr, self.bounds)) if reflected
+                            else ((self.expr, self.bounds), o))
+        bounds = interval(ab, bb) if interval is not None and ab and bb else None
+        if bounds is not None and not self.ex.fits(bounds):
+            bounds = None
+        if checks is not None and bounds is None:
             for c in checks(a, b):
                 self.ex.side(c, "model", f"{what} exceeds the {self.ex.width}-bit model of int")
-        return self._new(op(a, b))
+        return SymInt(self.ex, op(a, b), bounds)
 
     # ------------------------------------------------------------------ arithmetic
     def __add__(self, other: object) -> SymInt:
-        return self._binop(other, lambda a, b: a + b, _add_ok, "+")
+        return self._binop(other, lambda a, b: a + b, _iadd, _add_ok, "+")
 
     def __radd__(self, other: object) -> SymInt:
-        return self._binop(other, lambda a, b: a + b, _add_ok, "+", reflected=True)
+        return self._binop(other, lambda a, b: a + b, _iadd, _add_ok, "+", reflected=True)
 
     def __sub__(self, other: object) -> SymInt:
-        return self._binop(other, lambda a, b: a - b, _sub_ok, "-")
+        return self._binop(other, lambda a, b: a - b, _isub, _sub_ok, "-")
 
     def __rsub__(self, other: object) -> SymInt:
-        return self._binop(other, lambda a, b: a - b, _sub_ok, "-", reflected=True)
+        return self._binop(other, lambda a, b: a - b, _isub, _sub_ok, "-", reflected=True)
 
     def __mul__(self, other: object) -> SymInt:
-        return self._binop(other, lambda a, b: a * b, _mul_ok, "*")
+        return self._binop(other, lambda a, b: a * b, _imul, _mul_ok, "*")
 
     def __rmul__(self, other: object) -> SymInt:
-        return self._binop(other, lambda a, b: a * b, _mul_ok, "*", reflected=True)
+        return self._binop(other, lambda a, b: a * b, _imul, _mul_ok, "*", reflected=True)
 
     def __neg__(self) -> SymInt:
-        return self._new(-self.expr)
+        b = self.bounds
+        nb = (-b[1], -b[0]) if b is not None else None
+        if nb is None or not self.ex.fits(nb):
+            self.ex.side(self.expr != self.ex.const(-(1 << (self.ex.width - 1))), "model",
+                         f"unary - exceeds the {self.ex.width}-bit model of int")
+            nb = None
+        return SymInt(self.ex, -self.expr, nb)
 
     def __invert__(self) -> SymInt:
         # ~x == -x - 1 never leaves the signed range.
-        return self._new(~self.expr)
+        b = self.bounds
+        return SymInt(self.ex, ~self.expr, (-b[1] - 1, -b[0] - 1) if b is not None else None)
 
     # Bitwise operators on two's complement agree with Python's infinite-precision ones as
     # long as both operands are in range, which the side conditions of their producers ensure.
     def __and__(self, other: object) -> SymInt:
-        return self._binop(other, lambda a, b: a & b, None, "&")
+        return self._binop(other, lambda a, b: a & b, _iand, None, "&")
 
     def __rand__(self, other: object) -> SymInt:
-        return self._binop(other, lambda a, b: a & b, None, "&", reflected=True)
+        return self._binop(other, lambda a, b: a & b, _iand, None, "&", reflected=True)
 
     def __or__(self, other: object) -> SymInt:
-        return self._binop(other, lambda a, b: a | b, None, "|")
+        return self._binop(other, lambda a, b: a | b, _ior, None, "|")
 
     def __ror__(self, other: object) -> SymInt:
-        return self._binop(other, lambda a, b: a | b, None, "|", reflected=True)
+        return self._binop(other, lambda a, b: a | b, _ior, None, "|", reflected=True)
 
     def __xor__(self, other: object) -> SymInt:
-        return self._binop(other, lambda a, b: a ^ b, None, "^")
+        return self._binop(other, lambda a, b: a ^ b, _ior, None, "^")
 
     def __rxor__(self, other: object) -> SymInt:
-        return self._binop(other, lambda a, b: a ^ b, None, "^", reflected=True)
+        return self._binop(other, lambda a, b: a ^ b, _ior, None, "^", reflected=True)
 
     def __lshift__(self, other: object) -> SymInt:
-        return self._binop(other, lambda a, b: a << b, self._shl_ok, "<<")
+        return self._shift(other, False, left=True)
 
     def __rlshift__(self, other: object) -> SymInt:
-        return self._binop(other, lambda a, b: a << b, self._shl_ok, "<<", reflected=True)
+        return self._shift(other, True, left=True)
 
     def __rshift__(self, other: object) -> SymInt:
-        # Python's >> is arithmetic; z3's >> on bit-vectors is too.
-        return self._binop(other, lambda a, b: a >> b, self._shr_ok, ">>")
+        return self._shift(other, False, left=False)
 
     def __rrshift__(self, other: object) -> SymInt:
-        return self._binop(other, lambda a, b: a >> b, self._shr_ok, ">>", reflected=True)
+        return self._shift(other, True, left=False)
 
-    def _shl_ok(self, a: z3.BitVecRef, b: z3.BitVecRef) -> list[z3.BoolRef]:
-        self.ex.side(b >= 0, "exception", "negative shift count (ValueError)")
-        return [z3.ULT(b, self.ex.width), ((a << b) >> b) == a]
-
-    def _shr_ok(self, a: z3.BitVecRef, b: z3.BitVecRef) -> list[z3.BoolRef]:
-        self.ex.side(b >= 0, "exception", "negative shift count (ValueError)")
-        return []
-
-    def _divmod(self, other: object, reflected: bool, want_mod: bool) -> SymInt:
-        o = self._term(other)
+    def _shift(self, other: object, reflected: bool, left: bool) -> SymInt:
+        o = self._operand(other)
         if o is None:
             return NotImplemented
-        a, b = (o, self.expr) if reflected else (self.expr, o)
-        self.ex.side(b != 0, "exception", "division by zero (ZeroDivisionError)")
+        (a, ab), (b, bb) = ((o, (self.expr, self.bounds)) if reflected
+                            else ((self.expr, self.bounds), o))
+        w = self.ex.width
+        if bb is None or bb[0] < 0:
+            self.ex.side(b >= 0, "exception", "negative shift count (ValueError)")
+        bounds: Bounds = None
+        if ab is not None and bb is not None and bb[0] >= 0:
+            if left:
+                cand = [ab[0] << bb[0], ab[0] << bb[1], ab[1] << bb[0], ab[1] << bb[1]] \
+                    if bb[1] < 4 * w else None
+                bounds = (min(cand), max(cand)) if cand else None
+            else:
+                cand = [ab[0] >> bb[0], ab[0] >> bb[1], ab[1] >> bb[0], ab[1] >> bb[1]]
+                bounds = (min(cand), max(cand))
+        if bounds is not None and not self.ex.fits(bounds):
+            bounds = None
+        if left:
+            if bounds is None:
+                self.ex.side(z3.And(z3.ULT(b, w), ((a << b) >> b) == a), "model",
+                             f"<< exceeds the {w}-bit model of int")
+            return SymInt(self.ex, a << b, bounds)
+        # Python's >> is arithmetic, and so is z3's >> on bit-vectors.
+        return SymInt(self.ex, a >> b, bounds)
+
+    def _divmod(self, other: object, reflected: bool, want_mod: bool) -> SymInt:
+        o = self._operand(other)
+        if o is None:
+            return NotImplemented
+        (a, ab), (b, bb) = ((o, (self.expr, self.bounds)) if reflected
+                            else ((self.expr, self.bounds), o))
+        if bb is None or bb[0] <= 0 <= bb[1]:
+            self.ex.side(b != 0, "exception", "division by zero (ZeroDivisionError)")
         # Floor and truncating division agree on non-negative operands; the allocator
         # divides addresses and sizes only, so the model stops there.
-        self.ex.side(z3.And(a >= 0, b >= 0), "model", "// or % of a negative value is not modelled")
-        return self._new(z3.URem(a, b) if want_mod else z3.UDiv(a, b))
+        if ab is None or bb is None or ab[0] < 0 or bb[0] < 0:
+            self.ex.side(z3.And(a >= 0, b >= 0), "model",
+                         "// or % of a negative value is not modelled")
+        if ab is not None and bb is not None and ab[0] >= 0 and bb[0] > 0:
+            c, hi = bb[0], ab[1]
+            if want_mod:
+                bounds: Bounds = (0, min(hi, bb[1] - 1))
+            else:
+                bounds = (ab[0] // bb[1], hi // c)
+            if bb[0] == bb[1]:  # a constant divisor: skip the division circuit where we can
+                if hi < c:
+                    return SymInt(self.ex, a if want_mod else self.ex.const(0), bounds)
+                if hi < 2 * c:
+                    big = z3.UGE(a, b)
+                    return SymInt(self.ex, z3.If(big, a - b, a) if want_mod
+                                  else z3.If(big, self.ex.const(1), self.ex.const(0)), bounds)
+                if c & (c - 1) == 0:
+                    k = c.bit_length() - 1
+                    return SymInt(self.ex, a & (c - 1) if want_mod else z3.LShR(a, k), bounds)
+            return SymInt(self.ex, z3.URem(a, b) if want_mod else z3.UDiv(a, b), bounds)
+        return SymInt(self.ex, z3.URem(a, b) if want_mod else z3.UDiv(a, b))
 
     def __floordiv__(self, other: object) -> SymInt:
         return self._divmod(other, False, False)
@@ -233,38 +294,47 @@ class SymInt:
 
     def bit_length(self) -> SymInt:
         """``int.bit_length`` for non-negative values (``fls``)."""
-        x = self.expr
-        self.ex.side(x >= 0, "model", "bit_length of a negative value is not modelled")
-        w = self.ex.width
+        x, b = self.expr, self.bounds
+        if b is None or b[0] < 0:
+            self.ex.side(x >= 0, "model", "bit_length of a negative value is not modelled")
+        top = b[1].bit_length() if b is not None and b[0] >= 0 else self.ex.width - 1
         result: z3.BitVecRef = self.ex.const(0)
-        for i in range(w - 1):  # bit w-1 is the sign, zero here
+        for i in range(top):  # higher bits are known to be zero
             result = z3.If(z3.Extract(i, i, x) == 1, self.ex.const(i + 1), result)
-        return self._new(result)
+        bounds = (b[0].bit_length(), top) if b is not None and b[0] >= 0 else (0, top)
+        return SymInt(self.ex, result, bounds)
 
     # ------------------------------------------------------------------ comparisons
-    def _cmp(self, other: object, op: Callable[[z3.BitVecRef, z3.BitVecRef], z3.BoolRef]) -> SymBool:
-        o = self._term(other)
+    def _cmp(self, other: object, op: Callable[[z3.BitVecRef, z3.BitVecRef], z3.BoolRef],
+             decided: Callable[[tuple[int, int], tuple[int, int]], bool | None]) -> SymBool:
+        o = self._operand(other)
         if o is None:
             return NotImplemented
-        return SymBool(self.ex, op(self.expr, o))
+        b, bb = o
+        if self.bounds is not None and bb is not None:
+            known = decided(self.bounds, bb)
+            if known is not None:
+                return SymBool(self.ex, z3.BoolVal(known))
+        return SymBool(self.ex, op(self.expr, b))
 
     def __lt__(self, other: object) -> SymBool:
-        return self._cmp(other, lambda a, b: a < b)
+        return self._cmp(other, lambda a, b: a < b, _dlt)
 
     def __le__(self, other: object) -> SymBool:
-        return self._cmp(other, lambda a, b: a <= b)
+        return self._cmp(other, lambda a, b: a <= b, lambda x, y: _dlt(x, (y[0] + 1, y[1] + 1)))
 
     def __gt__(self, other: object) -> SymBool:
-        return self._cmp(other, lambda a, b: a > b)
+        return self._cmp(other, lambda a, b: a > b, lambda x, y: _dlt(y, x))
 
     def __ge__(self, other: object) -> SymBool:
-        return self._cmp(other, lambda a, b: a >= b)
+        return self._cmp(other, lambda a, b: a >= b, lambda x, y: _dlt(y, (x[0] + 1, x[1] + 1)))
 
     def __eq__(self, other: object) -> SymBool:  # type: ignore[override]
-        return self._cmp(other, lambda a, b: a == b)
+        return self._cmp(other, lambda a, b: a == b, _deq)
 
     def __ne__(self, other: object) -> SymBool:  # type: ignore[override]
-        return self._cmp(other, lambda a, b: a != b)
+        return self._cmp(other, lambda a, b: a != b,
+                         lambda x, y: None if _deq(x, y) is None else not _deq(x, y))
 
     def __bool__(self) -> bool:
         return self.ex.decide(self.expr != 0)
@@ -274,6 +344,53 @@ class SymInt:
 
     def __repr__(self) -> str:
         return f"SymInt({self.expr})"
+
+
+# Interval arithmetic on exact bounds (lo, hi).
+def _iadd(a: tuple[int, int], b: tuple[int, int]) -> Bounds:
+    return a[0] + b[0], a[1] + b[1]
+
+
+def _isub(a: tuple[int, int], b: tuple[int, int]) -> Bounds:
+    return a[0] - b[1], a[1] - b[0]
+
+
+def _imul(a: tuple[int, int], b: tuple[int, int]) -> Bounds:
+    c = [a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1]]
+    return min(c), max(c)
+
+
+def _iand(a: tuple[int, int], b: tuple[int, int]) -> Bounds:
+    if a[0] >= 0 and b[0] >= 0:
+        return 0, min(a[1], b[1])
+    if a[0] >= 0:
+        return 0, a[1]
+    if b[0] >= 0:
+        return 0, b[1]
+    return None
+
+
+def _ior(a: tuple[int, int], b: tuple[int, int]) -> Bounds:
+    if a[0] >= 0 and b[0] >= 0:
+        return 0, (1 << max(a[1], b[1]).bit_length()) - 1
+    return None
+
+
+def _dlt(a: tuple[int, int], b: tuple[int, int]) -> bool | None:
+    """Is every value of ``a`` below every value of ``b`` (True), none (False), or unknown."""
+    if a[1] < b[0]:
+        return True
+    if a[0] >= b[1]:
+        return False
+    return None
+
+
+def _deq(a: tuple[int, int], b: tuple[int, int]) -> bool | None:
+    if a[1] < b[0] or b[1] < a[0]:
+        return False
+    if a[0] == a[1] == b[0] == b[1]:
+        return True
+    return None
 
 
 def _add_ok(a: z3.BitVecRef, b: z3.BitVecRef) -> list[z3.BoolRef]:
@@ -341,11 +458,15 @@ class Executor:
             raise SymbolicError(f"constant {value:#x} does not fit the {self.width}-bit model")
         return z3.BitVecVal(value, self.width)
 
+    def fits(self, bounds: tuple[int, int]) -> bool:
+        """Are all values in ``bounds`` representable in the model's width?"""
+        return -(1 << (self.width - 1)) <= bounds[0] and bounds[1] < 1 << (self.width - 1)
+
     def int(self, name: str, kind: Kind = Kind.ADDR, lo: int = 0, hi: int = MASK64) -> SymInt:
         """A symbolic input ranging over ``lo..hi`` (default: every ``unsigned long``)."""
         if not 0 <= lo <= hi < 1 << (self.width - 1):
             raise SymbolicError(f"input range {lo:#x}..{hi:#x} does not fit the model")
-        x = SymInt(self, z3.BitVec(name, self.width))
+        x = SymInt(self, z3.BitVec(name, self.width), (lo, hi))
         bounds = [x.expr >= self.const(lo), x.expr <= self.const(hi)]
         self._pre += bounds
         self.vars.append(Var(name, kind, x))
@@ -399,25 +520,29 @@ class Executor:
         the query's budget is spent."""
         self.checks += 1
         spent, slice_ms, reason = 0, 1500, "timeout"
-        while spent < self.timeout_ms:
-            for tactic in TACTICS:
+        tactics: list[tuple[str, ...] | None] = [*TACTICS, None]
+        while spent < self.timeout_ms and tactics:
+            for tactic in list(tactics):
                 budget = min(slice_ms, self.timeout_ms - spent)
                 if budget <= 0:
                     break
-                solver = z3.Then(*tactic).solver()
+                # None is Z3's default solver: slower here, but it takes every formula.
+                solver = z3.Then(*tactic).solver() if tactic is not None else z3.Solver()
                 solver.set("timeout", budget)
                 solver.add(*self._pre, *extra)
+                t0 = time.monotonic()
                 r = solver.check()
+                spent += max(1, int((time.monotonic() - t0) * 1000))
                 if r == z3.sat:
                     return Answer(r, solver.model(), "")
                 if r == z3.unsat:
                     return Answer(r, None, "")
-                reason = solver.reason_unknown()
-                if "timeout" not in reason and "canceled" not in reason:
-                    return Answer(r, None, reason)
-                spent += budget
+                why = solver.reason_unknown()
+                if "timeout" not in why and "canceled" not in why:
+                    tactics.remove(tactic)  # this pipeline cannot take the formula
+                    reason = why if tactic is None else reason
             slice_ms *= 4
-        return Answer(z3.unknown, None, f"{reason} after {self.timeout_ms / 1000:g} s")
+        return Answer(z3.unknown, None, f"{reason} after {spent / 1000:.3g} s")
 
     def explore(self, fn: Callable[[], T]) -> list[Path[T]]:
         """Every feasible path of ``fn`` (which reads the symbolic inputs it closes over)."""
