@@ -10,7 +10,8 @@ been in.
 
 The abstraction function is generic: a spec's global fields are named like the snapshot keys of
 ``VmapDesign.snapshot()`` (``free``, ``busy:node1``, ``pool:node0:0``, ...) and its counters
-(``vmap_lazy_nr``), so areas map to page masks field by field; locks held and areas in hand map
+(``vmap_lazy_nr``), so areas map to page masks field by field (area by area where the structure
+coalesces, so an uncoalesced free tree does not refine); locks held and areas in hand map
 per thread (``hand:<tid>`` -> the spec actor of that thread, workers by the name of their
 work); the pending drain and other atomics are read from the runtime's objects.  Thread
 positions are not read from the implementation: they are the positions of the candidate spec
@@ -35,7 +36,7 @@ from typing import Any
 
 from impl.designs.base import VmapDesign
 from spec.compile import Spec, State
-from spec.masks import AREA_SHIFT, fmt, mask_of
+from spec.masks import AREA_SHIFT, fmt, mask_of, runs
 from spec.protocol import HAND, HELD
 from spec.registry import known_specs
 
@@ -45,9 +46,9 @@ from .scenario import Scenario
 from .spec_check import run_spec_check, spec_name_for, spec_params
 
 # Spec steps one implementation step may stand for (besides a stutter).  The specs are written
-# step for step against the scheduling points, so one suffices; two leaves room for a spec
-# that splits what the implementation does in one step.
-MAX_SPEC_STEPS = 2
+# step for step against the scheduling points, so one suffices; more leaves room for a spec
+# that splits what the implementation does in one step (a lost-update mutant's read and write).
+MAX_SPEC_STEPS = 3
 MAX_CANDIDATES = 4096
 HISTORY = 12
 
@@ -159,6 +160,10 @@ class RefinementObserver:
             m |= mask_of(p0, (e - s) // self.page)
         return m
 
+    def _area(self, r: tuple[int, int]) -> tuple[int, int]:
+        """A range as (first page, pages)."""
+        return (r[0] - self.base) // self.page, (r[1] - r[0]) // self.page
+
     def _object(self, name: str) -> Any:
         for o in self.rt.objects:
             if getattr(o, "name", None) == name:
@@ -189,6 +194,8 @@ class RefinementObserver:
                 for h in held_by.values():
                     g |= h
                 out.append(g)
+            elif f.owner == "mask" and f.coalesced:
+                out.append(tuple(sorted(self._area(r) for r in areas.pop(f.name, ()))))
             elif f.owner == "mask":
                 out.append(self._mask(areas.pop(f.name, ())))
             elif f.owner == "codes":
@@ -222,6 +229,8 @@ class RefinementObserver:
             v = s[i]
             if f.owner == "codes":
                 out.append(tuple(sorted(c >> AREA_SHIFT for c in v)))
+            elif f.coalesced:
+                out.append(tuple(runs(v)))
             else:
                 out.append(v)
         for a in spec.actor_index:
@@ -237,7 +246,9 @@ class RefinementObserver:
             if i == 0:
                 continue
             v = obs[i]
-            if f.owner == "mask":
+            if f.owner == "mask" and f.coalesced:
+                glob[f.name] = " ".join(f"[{p},{p + n})" for p, n in v) or "-"
+            elif f.owner == "mask":
                 glob[f.name] = fmt(v)
             elif f.owner == "codes":
                 glob[f.name] = " ".join(fmt(m) for m in v) or "-"

@@ -92,9 +92,11 @@ class Builder:
 
     # ------------------------------------------------------------------ declarations
     def glob(self, name: str, init: object, owner: str | None = None,
-             show: str | None = None) -> int:
+             show: str | None = None, coalesced: bool = False) -> int:
+        """A global field.  ``coalesced``: the structure it stands for merges neighbours, so
+        its areas are exactly the runs of the mask (refinement compares them area by area)."""
         assert owner is None or owner in OWNER_KINDS
-        self.globals.append(FieldDef(name, init, owner, show))
+        self.globals.append(FieldDef(name, init, owner, show, coalesced))
         return len(self.globals) - 1
 
     def local(self, name: str, init: object, owner: str | None = None,

@@ -77,9 +77,9 @@ class GlobalSpec:
         p = self.p
         b = Builder(self.name, p.pages, {"lazy_max": p.lazy_max})
         self.b = b
-        self.FREE = b.glob("free", (1 << p.pages) - 1, owner="mask")
+        self.FREE = b.glob("free", (1 << p.pages) - 1, owner="mask", coalesced=True)
         self.BUSY = b.glob("busy", 0, owner="mask")
-        self.LAZY = b.glob("lazy", 0, owner="mask")
+        self.LAZY = b.glob("lazy", 0, owner="mask", coalesced=True)
         self.NR = b.glob("vmap_lazy_nr", 0)
         self.PENDING = b.glob("drain pending", 0)
         self.COUNTED = b.local("counted", 0)

@@ -89,7 +89,7 @@ class NodesSpec(GlobalSpec):
         b = Builder(self.name, p.pages, {"lazy_max": p.lazy_max, "nr_nodes": n,
                                          "zone_pages": self.zone})
         self.b = b
-        self.FREE = b.glob("free", (1 << p.pages) - 1, owner="mask")
+        self.FREE = b.glob("free", (1 << p.pages) - 1, owner="mask", coalesced=True)
         self.BUSYN = [b.glob(f"busy:node{i}", 0, owner="mask") for i in range(n)]
         self.LAZYN = [b.glob(f"lazy:node{i}", (), owner="codes") for i in range(n)]
         self.classes = sorted({op.pages for prog in p.programs for op in prog.ops

@@ -87,10 +87,12 @@ class PercpuSpec(GlobalSpec):
         b = Builder(self.name, p.pages, {"lazy_max": p.lazy_max, "nr_cpus": n,
                                          "cvz_pages": self.cvz})
         self.b = b
-        self.FREE = b.glob("free", (1 << p.pages) - 1, owner="mask")
-        self.CACHE = [b.glob(f"cache:zone{z}", 0, owner="mask") for z in range(n)]
+        self.FREE = b.glob("free", (1 << p.pages) - 1, owner="mask", coalesced=True)
+        self.CACHE = [b.glob(f"cache:zone{z}", 0, owner="mask", coalesced=True)
+                      for z in range(n)]
         self.BUSYZ = [b.glob(f"busy:zone{z}", 0, owner="mask") for z in range(n)]
-        self.LAZYZ = [b.glob(f"lazy:zone{z}", 0, owner="mask") for z in range(n)]
+        self.LAZYZ = [b.glob(f"lazy:zone{z}", 0, owner="mask", coalesced=True)
+                      for z in range(n)]
         self.FIP = [b.glob(f"zone[{z}].fill_in_progress", 0) for z in range(n)]
         self.NR = b.glob("vmap_lazy_nr", 0)
         self.PENDING = b.glob("drain pending", 0)

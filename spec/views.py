@@ -32,6 +32,7 @@ class FieldDef:
     init: object
     owner: str | None
     show: str | None = None
+    coalesced: bool = False
 
 
 @dataclass(frozen=True)
