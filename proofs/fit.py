@@ -1,11 +1,14 @@
 """Fit and clip: carving an allocation out of a free block, for every 64-bit input.
 
-The allocator's path from a free block to an allocation is three kernel steps, each a function
-of ``impl.intervals`` run here on symbolic values: ``is_within_this_va`` (does the request fit
-this block), the range check of ``__alloc_vmap_area`` (``nva + size > vend`` fails) and
-``va_clip`` (``va_clip_ranges``: what is left of the block).  Before descending into a subtree,
-``find_vmap_lowest_match`` compares its ``subtree_max_size`` with a search length that may be
-padded by ``align - 1`` (``adjust_search_size``, ``search_length``).
+``impl.freespace.alloc_from_tree`` (``__alloc_vmap_area``) goes from a free block to an
+allocation in three steps, each a function of ``impl.intervals`` run here on symbolic values:
+``is_within_this_va`` (the fit check ``find_vmap_lowest_match`` applies to each candidate), the
+``vend`` restriction (``nva + size > vend`` fails) and ``va_clip`` (``va_clip_ranges``: what is
+left of the block).  Before descending into a subtree the search compares its
+``subtree_max_size`` with a length padded by ``align - 1`` (``adjust_search_size``,
+``search_length``).  ``alloc_outcome`` is those steps on a one-block tree; that it agrees with
+``alloc_from_tree`` on a real tree is tested (``tests/test_proofs_agreement.py``): bit-blasting
+the red-black tree's own code as well made the proof twenty times slower.
 
 Inputs range over every ``unsigned long``: a free block ``va_start < va_end`` (not necessarily
 page aligned: the kernel seeds the free space with ``[1, ULONG_MAX)``), a size ``>= 1``, a
@@ -14,8 +17,8 @@ power-of-two alignment up to ``2^63`` and a range ``vstart < vend``.
 One corner the proofs found: with ``vstart == 0`` and a block near the top of the address space,
 ``ALIGN`` wraps to 0, which passes the ``nva < vstart`` check, so ``is_within_this_va`` accepts a
 block it does not fit and ``va_clip`` then answers NOTHING_FIT (the kernel's WARN_ON_ONCE).
-``fit.top`` proves this is the only way to get there and that it loses nothing: no aligned
-fit exists anywhere above such a block.
+``fit.within`` proves this is the only way to get there and that it loses nothing: no aligned
+fit exists anywhere above such a block, so the search stopping there misses no allocation.
 
 Relies on ``impl.intervals`` (through ``proofs.arith``) and ``proofs.symbolic``.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import z3
 
@@ -58,11 +62,6 @@ def _request(ex: Executor) -> Request:
     return r
 
 
-def alloc_in_range(nva: SymInt | int, size: SymInt | int, vend: SymInt | int) -> object:
-    """The range check of ``__alloc_vmap_area``: ``if (nva_start_addr + size > vend)`` fails."""
-    return u64(nva + size) <= vend  # type: ignore[operator]
-
-
 def _aligned(x: SymInt, align: SymInt) -> z3.BoolRef:
     return formula((x & (align - 1)) == 0)
 
@@ -87,20 +86,52 @@ def _replay(a: Arith) -> Callable[[dict[str, int]], list[str]]:
     return describe
 
 
+def check_within(a: Arith, timeout: float) -> ProofResult:
+    ex = Executor(timeout_s=timeout)
+    r = _request(ex)
+    y = ex.int("y")  # any start address at or above the block
+
+    def body() -> object:
+        if not a.is_within_this_va(r.va_start, r.va_end, r.size, r.align, r.vstart):
+            return True
+        nva = a.nva_start_addr(r.va_start, r.size, r.align, r.vstart)
+        end = nva + r.size  # exact
+        fits_at_y = all_(y >= r.va_start, _aligned(y, r.align), y + r.size <= MASK64)
+        top_hole = all_(r.vstart == 0, z3.Not(fits_at_y))
+        return all_(_aligned(nva, r.align), end <= MASK64, end <= r.va_end, r.vstart <= nva,
+                    any_(r.va_start <= nva, top_hole))
+
+    return ex.prove(body, "an accepted block holds the aligned request without wrap, at or "
+                    "above vstart, except at the top with vstart == 0 where nothing fits",
+                    _replay(a))
+
+
+def alloc_outcome(a: Arith, va_start: Any, va_end: Any, size: Any, align: Any, vstart: Any,
+                  vend: Any) -> tuple[Any, FitType, tuple[tuple[Any, Any], ...]] | None:
+    """``alloc_from_tree`` on a tree holding the one block ``[va_start, va_end)``, in the
+    arithmetic alone: the fit check, the ``vend`` restriction, ``va_clip``.  Its agreement with
+    ``impl.freespace.alloc_from_tree`` on a real tree is tested on random and edge inputs."""
+    if not a.is_within_this_va(va_start, va_end, size, align, vstart):
+        return None
+    nva = a.nva_start_addr(va_start, size, align, vstart)
+    if u64(nva + size) > vend or u64(nva + size) < nva:
+        return None
+    fit, rest = a.va_clip_ranges(va_start, va_end, nva, size)
+    if fit is FitType.NOTHING_FIT:  # WARN_ON_ONCE in the kernel
+        return None
+    return nva, fit, rest
+
+
 def check_alloc(a: Arith, timeout: float) -> ProofResult:
     ex = Executor(timeout_s=timeout)
     r = _request(ex)
     x = ex.int("x")  # any address: the partition must hold at every one
 
     def body() -> object:
-        if not a.is_within_this_va(r.va_start, r.va_end, r.size, r.align, r.vstart):
-            return True
-        nva = a.nva_start_addr(r.va_start, r.size, r.align, r.vstart)
-        if not alloc_in_range(nva, r.size, r.vend):
-            return True
-        fit, rest = a.va_clip_ranges(r.va_start, r.va_end, nva, r.size)
-        if fit is FitType.NOTHING_FIT:
-            return True  # the WARN_ON_ONCE path: fit.top
+        got = alloc_outcome(a, r.va_start, r.va_end, r.size, r.align, r.vstart, r.vend)
+        if got is None:
+            return True  # no allocation: fit.complete says when that may happen
+        nva, fit, rest = got
         end = nva + r.size  # exact: no wrap is part of the claim
         in_block = all_(r.va_start <= x, x < r.va_end)
         in_alloc = all_(nva <= x, x < end)
@@ -119,29 +150,9 @@ def check_alloc(a: Arith, timeout: float) -> ProofResult:
                     z3.And(in_block, z3.Not(in_alloc)) == in_rest, ordered, geometry,
                     len(rest) == NODES_LEFT[fit])
 
-    return ex.prove(body, "every accepted fit is aligned, inside block and range, without wrap, "
+    return ex.prove(body, "an allocation is aligned, inside block and range, without wrap, "
                     "and va_clip leaves exactly the block minus the allocation in the kernel's "
                     "nodes", _replay(a))
-
-
-def check_top(a: Arith, timeout: float) -> ProofResult:
-    ex = Executor(timeout_s=timeout)
-    r = _request(ex)
-    y = ex.int("y")  # any start address at or above the block
-
-    def body() -> object:
-        if not a.is_within_this_va(r.va_start, r.va_end, r.size, r.align, r.vstart):
-            return True
-        nva = a.nva_start_addr(r.va_start, r.size, r.align, r.vstart)
-        if not alloc_in_range(nva, r.size, r.vend):
-            return True
-        if a.classify_va_fit_type(r.va_start, r.va_end, nva, r.size) is not FitType.NOTHING_FIT:
-            return True
-        fits_at_y = all_(y >= r.va_start, _aligned(y, r.align), y + r.size <= MASK64)
-        return all_(r.vstart == 0, z3.Not(fits_at_y))
-
-    return ex.prove(body, "an accepted block that va_clip rejects needs vstart == 0 and has no "
-                    "aligned fit at or above it", _replay(a))
 
 
 def check_complete(a: Arith, timeout: float) -> ProofResult:
@@ -181,11 +192,11 @@ def obligations(a: Arith = IMPL) -> list[Obligation]:
         return Obligation(f"fit.{name}", "fit", statement, lambda t: fn(a, t))
 
     return [
-        ob("alloc", "an accepted fit is aligned, inside block and range, does not wrap, and "
-           "va_clip's fit type leaves exactly block minus allocation in the kernel's nodes",
+        ob("within", "the fit check accepts only blocks that hold the aligned request without "
+           "wrap (at the top with vstart == 0: only where nothing fits anyway)", check_within),
+        ob("alloc", "an allocation from a block is aligned, inside block and range, does not "
+           "wrap, and va_clip leaves exactly block minus allocation in the kernel's nodes",
            check_alloc),
-        ob("top", "va_clip rejects an accepted fit only for vstart == 0 at the top of the "
-           "address space, where no aligned fit exists", check_top),
         ob("complete", "the fit check accepts every block that has an aligned fit, at the "
            "lowest such address", check_complete),
         ob("padding", "the search-size padding never rejects a block that fits an exact range",
