@@ -244,12 +244,54 @@ class GlobalSpec:
         ]
 
     def find(self, slot: int) -> list[Instr]:
+        """``find`` as a thread runs it: look the area up by its first page and, for a larger
+        area, once more by its last page (which maps to another node or zone when the area
+        crosses one)."""
         end = self.label("end")
         return [
             Branch("slot empty", lambda S, t: end if not t[slot] else None),
-            self.lookup_section(slot),
+            *self.lookup(slot, last=False),
+            Branch("one page", lambda S, t: end if (t[slot] >> 8).bit_count() == 1 else None),
+            *self.lookup(slot, last=True),
             Label(end),
         ]
+
+    def lookup(self, slot: int, last: bool) -> list[Instr]:
+        """``find_vmap_area`` of the area's first (or last) page."""
+        return [self.lookup_section(slot)]
+
+    def scan(self, slot: int, last: bool, count: int, shard_of: Callable[[int], int],
+             busy: list[int], locks: list[int], shard: str) -> list[Instr]:
+        """``find_vmap_area`` on sharded busy trees: from the shard of the page looked up, one
+        busy lock at a time round the ring, until the shard that holds the area (the shard of
+        its first page)."""
+        done = self.label("found")
+
+        def page(t: list[Any]) -> int:
+            m: int = t[slot] >> 8
+            return m.bit_length() - 1 if last else (m & -m).bit_length() - 1
+
+        def chain(first: int) -> list[Instr]:
+            out: list[Instr] = []
+            for k in range(count):
+                i = (first + k) % count
+                BUSY = busy[i]
+
+                def look(S: list[Any], t: list[Any], BUSY: int = BUSY, i: int = i,
+                         final: bool = k == count - 1) -> str | None:
+                    area = t[slot] >> 8
+                    if area & S[BUSY] == area:
+                        return done
+                    if final:
+                        raise SpecAssertion("find", f"find_vmap_area misses {fmt(area)}: "
+                                                    f"no {shard} holds it")
+                    return None
+                out.append(Sec(f"find_vmap_area: look up {shard}[{i}] busy", (locks[i],), look,
+                               jumps=(done,)))
+            return out
+
+        return [*self.dispatch(count, lambda t: shard_of(page(t)), "scan", chain, done),
+                Label(done)]
 
     def lookup_body(self, slot: int) -> Callable[[list[Any], list[Any]], None]:
         BUSY = self.BUSY

@@ -279,24 +279,8 @@ class NodesSpec(GlobalSpec):
             t[COUNTED] = 0
         return Sec("insert: hand -> lazy", (self.L_LAZYN[i],), to_lazy, touches=(LAZY,))
 
-    def find(self, slot: int) -> list[Instr]:
-        end = self.label("end")
-
-        def lookup(i: int) -> list[Instr]:
-            BUSY = self.BUSYN[i]
-
-            def body(S: list[Any], t: list[Any]) -> None:
-                area = t[slot] >> AREA_SHIFT
-                if area & ~S[BUSY]:
-                    raise SpecAssertion("find", f"find_vmap_area misses {fmt(area)} in vn[{i}]")
-            return [Sec("find_vmap_area: look up busy", (self.L_BUSYN[i],), body)]
-
-        return [
-            Branch("slot empty", lambda S, t: end if not t[slot] else None),
-            *self.by_node(lambda t: self.node_of(low_page(t[slot] >> AREA_SHIFT)), "find",
-                          lookup, end),
-            Label(end),
-        ]
+    def lookup(self, slot: int, last: bool) -> list[Instr]:
+        return self.scan(slot, last, self.n, self.node_of, self.BUSYN, self.L_BUSYN, "vn")
 
     # ------------------------------------------------------------------ purge
     def purge_lazy(self) -> list[Instr]:

@@ -293,24 +293,8 @@ class PercpuSpec(GlobalSpec):
             t[COUNTED] = 0
         return Sec("insert: hand -> lazy", (self.L_LAZYZ[z],), to_lazy, touches=(LAZY,))
 
-    def find(self, slot: int) -> list[Instr]:
-        end = self.label("end")
-
-        def lookup(z: int) -> list[Instr]:
-            BUSY = self.BUSYZ[z]
-
-            def body(S: list[Any], t: list[Any]) -> None:
-                area = t[slot] >> AREA_SHIFT
-                if area & ~S[BUSY]:
-                    raise SpecAssertion("find", f"find_vmap_area misses {fmt(area)} in zone[{z}]")
-            return [Sec("find_vmap_area: look up busy", (self.L_BUSYZ[z],), body)]
-
-        return [
-            Branch("slot empty", lambda S, t: end if not t[slot] else None),
-            *self.dispatch(self.n, lambda t: self.zone_of(low_page(t[slot] >> AREA_SHIFT)),
-                           "find", lookup, end),
-            Label(end),
-        ]
+    def lookup(self, slot: int, last: bool) -> list[Instr]:
+        return self.scan(slot, last, self.n, self.zone_of, self.BUSYZ, self.L_BUSYZ, "zone")
 
     # ------------------------------------------------------------------ purge
     def purge_lazy(self) -> list[Instr]:

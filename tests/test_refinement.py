@@ -5,6 +5,8 @@ not move it) is reported as a ``refinement`` finding at the first step where the
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from checker.model_check import model_check
 from checker.refinement import RefinementObserver
@@ -15,7 +17,7 @@ from impl.designs.base import Range
 from impl.designs.global_ import GlobalDesign
 from impl.freespace import merge_or_add_vmap_area
 from impl.runtime import Runtime
-from spec.program import Alloc, Find, Free, ThreadProgram
+from spec.program import Alloc, Find, Free, Op, Purge, ThreadProgram
 
 
 class GlobalStatsLock(GlobalDesign):
@@ -111,3 +113,48 @@ def test_check_both_merges_the_spec_and_the_implementation_halves() -> None:
     bad = check_both(GlobalEagerFree, default_scenario(), timeout=120)
     assert bad.outcome is Outcome.VIOLATION
     assert [f.kind for f in bad.findings] == ["refinement"]
+
+
+def test_an_uncoalesced_free_tree_does_not_refine() -> None:
+    from checker.designs import resolve_design
+    from checker.mutants import catalog_scenario
+
+    cls = resolve_design("global-merge-skip-next")
+    res, obs = _check(cls, catalog_scenario(cls.catalog, cls.name))  # type: ignore[attr-defined]
+    assert "refinement" in {f.kind for f in res.findings}  # type: ignore[attr-defined]
+    diffs = obs.details[0]["differences"]  # type: ignore[attr-defined]
+    assert any(d.startswith("free: implementation") for d in diffs)
+
+
+@st.composite
+def _programs(draw: st.DrawFn) -> tuple[ThreadProgram, ...]:
+    out = []
+    for i in range(2):
+        ops: list[Op] = []
+        live: list[str] = []
+        for k in range(draw(st.integers(1, 3))):
+            kind = draw(st.sampled_from(["alloc", "free", "find", "purge"]))
+            if kind == "alloc" or (not live and kind in ("free", "find")):
+                ops.append(Alloc(draw(st.integers(1, 2)), f"s{k}"))
+                live.append(f"s{k}")
+            elif kind == "free":
+                ops.append(Free(live.pop()))
+            elif kind == "find":
+                ops.append(Find(live[-1]))
+            else:
+                ops.append(Purge())
+        out.append(ThreadProgram(i, tuple(ops)))
+    return tuple(out)
+
+
+@settings(max_examples=12)
+@given(_programs(), st.sampled_from(["global", "nodes", "percpu"]), st.integers(0, 2),
+       st.sampled_from([1, 2, 16]))
+def test_generated_scenarios_refine(progs: tuple[ThreadProgram, ...], design: str,
+                                    lazy_max: int, zone_pages: int) -> None:
+    scenario = Scenario(progs, VmapConfig(pages=6, nr_cpus=2, lazy_max=lazy_max,
+                                          zone_pages=zone_pages), "generated")
+    obs = RefinementObserver()
+    res = model_check(design, scenario, observers=[obs], max_executions=40)
+    assert not [f.message for f in res.findings if f.kind == "refinement"]
+    assert obs.stats()["steps_checked"] > 0
