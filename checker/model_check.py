@@ -98,8 +98,9 @@ def _main_search(search: Search, opts: Options, scenario: Scenario) -> bool:
         return False
     if opts.preemption_bound is None:
         return DfsExplorer(opts.reduction, state_cache=opts.state_cache).search(search)
+    cache: dict[Any, Any] = {}
     for bound in range(opts.preemption_bound + 1):
-        if not DfsExplorer(opts.reduction, bound).search(search):
+        if not DfsExplorer(opts.reduction, bound, opts.state_cache, cache).search(search):
             return False
         search.stats.notes.append(f"preemption bound {bound}: exhausted after "
                                   f"{search.stats.executions} executions in total")
@@ -154,13 +155,19 @@ def model_check(design: type[VmapDesign] | str, scenario: Scenario | None = None
         raise ValueError("pct_depth must be at least 1")
     if strategy in ("random", "pct") and max_executions is None and timeout is None:
         max_executions = DEFAULT_RUNS
+    blind = [type(o).__name__ for o in observers if not callable(getattr(o, "state_key", None))]
+    cache_note = None
+    if state_cache and blind:
+        state_cache = False
+        cache_note = (f"state cache off: observer {', '.join(blind)} does not define "
+                      f"state_key(), so a cached state could hide what it would report")
     opts = Options(strategy, reduction, preemption_bound, max_executions, timeout, seed,
                    pct_depth, track_access, max_steps, stop_on_first, shrink, state_cache,
                    tuple(observers))
     label = strategy
     if strategy == "dfs":
         label = "dfs+dpor" if reduction else "dfs (no reduction)"
-        if reduction and state_cache and preemption_bound is None:
+        if reduction and state_cache:
             label += "+state-cache"
         if preemption_bound is not None:
             label += f", preemption bound {preemption_bound}"
@@ -168,6 +175,8 @@ def model_check(design: type[VmapDesign] | str, scenario: Scenario | None = None
     runner = _runner(design_cls, scenario, opts, stats_holder)
     search = Search(label, runner, Budget(max_executions, timeout, stop_on_first, progress))
     stats_holder.append(search.stats)
+    if cache_note:
+        search.stats.notes.append(cache_note)
     t_start = time.monotonic()
     exhaustive = _main_search(search, opts, scenario)
     stats = search.finish(exhaustive)

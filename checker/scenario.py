@@ -21,15 +21,15 @@ from typing import Any
 
 from impl.config import PAGE_SIZE, VmapConfig
 from impl.intervals import is_power_of_2
-from spec.program import Alloc, Find, Free, Op, Purge, ThreadProgram, default_programs
+from spec.program import Alloc, Find, Free, Op, Purge, ThreadProgram
 
 # Defaults of the default scenario.  Small enough to search exhaustively, tight enough that
-# the interesting paths are reachable: 4 pages cannot hold two 2-page areas plus a lazily freed
-# one, so an allocation can fail, purge and retry; a lazy threshold of 1 page makes the
-# second lazily freed page queue the drain worker.
+# the interesting paths are reachable: with two threads, one allocating 1 page and the other 2,
+# a range of 2 pages can run out (an allocation fails, purges under the mutex and retries,
+# and may fail for good); a lazy threshold of 1 page makes a 2-page free queue the drain.
 DEFAULT_THREADS = 2
 DEFAULT_OPS = 1
-DEFAULT_PAGES = 4
+DEFAULT_PAGES = 2
 DEFAULT_LAZY_MAX = 1
 DEFAULT_CPUS = 2
 DEFAULT_SIZES: tuple[int, ...] = (1, 2)
@@ -77,11 +77,28 @@ class Scenario:
         return _build(data, source)
 
 
+def default_programs(threads: int, ops: int, cpus: int,
+                     sizes: tuple[int, ...]) -> tuple[ThreadProgram, ...]:
+    """Thread t, for k in 0..ops-1: ``a<k> = alloc(sizes[(t + k) % len(sizes)])``, then
+    ``free(a<k>)``; thread t runs on CPU ``t % cpus``.  Starting each thread at a different
+    size makes even one operation per thread mix sizes (so a range can run out)."""
+    programs = []
+    for t in range(threads):
+        body: list[Op] = []
+        for k in range(ops):
+            slot = f"a{k}"
+            body.append(Alloc(sizes[(t + k) % len(sizes)], slot))
+            body.append(Free(slot))
+        programs.append(ThreadProgram(cpu=t % cpus, ops=tuple(body)))
+    return tuple(programs)
+
+
 def default_scenario(threads: int = DEFAULT_THREADS, ops: int = DEFAULT_OPS,
                      pages: int = DEFAULT_PAGES, lazy_max: int = DEFAULT_LAZY_MAX,
                      cpus: int = DEFAULT_CPUS,
                      sizes: tuple[int, ...] = DEFAULT_SIZES) -> Scenario:
-    """Each thread ``ops`` times allocates a size from ``sizes`` and frees it."""
+    """Each thread ``ops`` times allocates a size from ``sizes`` and frees it
+    (``default_programs``)."""
     for label, value in (("threads", threads), ("ops", ops), ("pages", pages), ("cpus", cpus)):
         if value < 1:
             raise ScenarioError(f"{label}: must be at least 1, got {value}")

@@ -66,7 +66,8 @@ def build_trace(design_cls: type[VmapDesign], scenario: Scenario, cx: Counterexa
         "threads": list(out.thread_names),
         "preemptions": cx.preemptions,
         "steps": cx.steps,
-        "findings": [{"kind": f.kind, "message": f.message} for f in out.findings],
+        "findings": [{"kind": f.kind, "message": f.message, "detail": f.trace}
+                     for f in out.findings],
         "events": [e.to_json() for e in out.events],
     }
 
@@ -140,7 +141,8 @@ def _cut(text: str, width: int) -> str:
 def render_lanes(trace: dict[str, Any], width: int = LANE_WIDTH) -> str:
     """The counterexample as per-thread swim lanes; ``┃`` marks each lock a thread holds."""
     events: list[dict[str, Any]] = trace.get("events", [])
-    threads: list[str] = list(trace.get("threads", []))
+    active = {ev["thread"] for ev in events}
+    threads: list[str] = [t for t in trace.get("threads", []) if t in active]
     for ev in events:
         if ev["thread"] not in threads:
             threads.append(ev["thread"])
@@ -165,6 +167,15 @@ def render_lanes(trace: dict[str, Any], width: int = LANE_WIDTH) -> str:
         cells[col[t]] = text
         step = "" if kind in (OP_START, OP_END) else str(ev["step"])
         rows.append((step, cells))
+    for f in trace.get("findings", []):
+        detail = f.get("detail")
+        if f.get("kind") == "deadlock" and isinstance(detail, dict):
+            for b in detail.get("blocked", []):
+                if b["thread"] in col:
+                    cells = [("┃" * len(held[u])) for u in threads]
+                    cells[col[b["thread"]]] = f"{'┃' * len(held[b['thread']])}⌛ waits for " \
+                                              f"{b['waits_for']}"
+                    rows.append(("", cells))
     header = ["step"] + [f"{t} (cpu{cpus.get(t, '?')})" for t in threads]
     widths = [max(4, max((len(r[0]) for r in rows), default=0))]
     for i, _ in enumerate(threads):
@@ -201,7 +212,7 @@ def events_from_json(items: list[dict[str, Any]]) -> list[Event]:
         loc = d.get("location", {})
         out.append(Event(d["seq"], d["step"], d["thread"], -1, d["cpu"], d["kind"], d["obj"],
                          d.get("lock_class"), d.get("lock_kind"),
-                         tuple(tuple(h) for h in d.get("held", [])),  # type: ignore[misc]
+                         tuple((h[0], h[1]) for h in d.get("held", [])),
                          loc.get("file", ""), loc.get("line", 0), loc.get("function", ""),
                          d.get("op"), d.get("access"), d.get("detail", "")))
     return out

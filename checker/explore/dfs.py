@@ -50,7 +50,9 @@ from .statecache import fingerprint
 
 Pending = tuple[int, bool, bool]  # (object key, writes, is a lock acquire)
 Transition = tuple[int, int, bool, bool]  # (thread, object key, writes, is a lock acquire)
-CacheEntry = tuple[frozenset[Transition], frozenset[int]]
+# (steps below, sleep set, preemptions still allowed) of a completely explored state.
+CacheEntry = tuple[frozenset[Transition], frozenset[int], int]
+CacheKey = tuple[int, int, int]  # fingerprint, and the thread that ran last (bounded search)
 
 
 class NondeterminismError(RuntimeError):
@@ -73,7 +75,7 @@ class Node:
         self.chosen: int | None = None
         self.prev = prev
         self.preempts = preempts
-        self.fp: tuple[int, int] | None = None
+        self.fp: CacheKey | None = None
         self.summary: set[Transition] = set()
         self.hit = False
 
@@ -136,9 +138,10 @@ class PathScheduler:
         node = Node(tuple(enabled), pending, sleep, prev, preempts)
         path.append(node)
         if dfs.cache is not None:
-            node.fp = fingerprint(rt)
+            fp = fingerprint(rt)
+            node.fp = (fp[0], fp[1], prev if dfs.bound is not None else -1)
             entry = dfs.cache.get(node.fp)
-            if entry is not None and entry[1] <= sleep:
+            if entry is not None and entry[1] <= sleep and entry[2] >= dfs.budget_left(node):
                 node.hit = True
                 node.summary = set(entry[0])
                 dfs.hits += 1
@@ -159,14 +162,21 @@ class DfsExplorer:
     """One exhaustive search (one preemption bound, or none)."""
 
     def __init__(self, reduction: bool = True, preemption_bound: int | None = None,
-                 state_cache: bool = False) -> None:
+                 state_cache: bool = False,
+                 cache: dict[CacheKey, CacheEntry] | None = None) -> None:
         self.reduction = reduction
         self.bound = preemption_bound
         self.sleep_sets = reduction and preemption_bound is None
         self.path: list[Node] = []
-        self.cache: dict[tuple[int, int], CacheEntry] | None = \
-            {} if state_cache and self.sleep_sets else None
+        # Iterative bounding passes one cache from level to level: an entry records how many
+        # preemptions its exploration still had, so it serves every later level it covers.
+        self.cache: dict[CacheKey, CacheEntry] | None = None
+        if state_cache and reduction:
+            self.cache = cache if cache is not None else {}
         self.hits = 0
+
+    def budget_left(self, node: Node) -> int:
+        return 1 << 30 if self.bound is None else self.bound - node.preempts
 
     def within_bound(self, node: Node, tid: int) -> bool:
         if self.bound is None:
@@ -228,10 +238,12 @@ class DfsExplorer:
         assert self.cache is not None
         if node.fp is not None:
             old = self.cache.get(node.fp)
+            left = self.budget_left(node)
             if old is None:
-                self.cache[node.fp] = (frozenset(node.summary), node.sleep)
+                self.cache[node.fp] = (frozenset(node.summary), node.sleep, left)
             else:
-                self.cache[node.fp] = (old[0] | node.summary, old[1] & node.sleep)
+                self.cache[node.fp] = (old[0] | node.summary, old[1] & node.sleep,
+                                       max(old[2], left))
         if self.path:
             self.path[-1].summary |= node.summary
 
@@ -242,8 +254,12 @@ class DfsExplorer:
         if len(steps) < 2 and not hit:
             return
         clocks = Clocks(steps, len(outcome.thread_names))
+        # Context starts: the point where the thread running step i was switched in.
+        starts = [0] * len(steps)
+        for k in range(1, len(steps)):
+            starts[k] = k if steps[k].tid != steps[k - 1].tid else starts[k - 1]
         if hit:
-            self._summary_races(steps, clocks, path[len(steps)].summary)
+            self._summary_races(steps, clocks, path[len(steps)].summary, starts)
         if self.bound is None:
             for i, j in clocks.races:
                 node = path[i]
@@ -255,10 +271,6 @@ class DfsExplorer:
                         node.backtrack.add(q)
                         break
         else:
-            # Context starts: the point where the thread running step i was switched in.
-            starts = [0] * len(steps)
-            for k in range(1, len(steps)):
-                starts[k] = k if steps[k].tid != steps[k - 1].tid else starts[k - 1]
             for i, j in clocks.races:
                 p = steps[j].tid
                 for k in (i, starts[i]):
@@ -269,7 +281,7 @@ class DfsExplorer:
                         node.backtrack.update(node.enabled)
 
     def _summary_races(self, steps: Sequence[StepRecord], clocks: Clocks,
-                       summary: set[Transition]) -> None:
+                       summary: set[Transition], starts: list[int]) -> None:
         """Races between the prefix and the steps summarised below a cached state."""
         path = self.path
         n = len(clocks.tids)
@@ -298,10 +310,11 @@ class DfsExplorer:
                     continue
                 if u < len(cp) and cp[u] >= clocks.local[i]:
                     continue
-                node = path[i]
-                if p in node.enabled:
-                    if p not in node.sleep:
-                        node.backtrack.add(p)
-                else:
-                    node.backtrack.update(t for t in node.enabled if t not in node.sleep)
+                for k in ((i,) if self.bound is None else (i, starts[i])):
+                    node = path[k]
+                    if p in node.enabled:
+                        if p not in node.sleep:
+                            node.backtrack.add(p)
+                    else:
+                        node.backtrack.update(t for t in node.enabled if t not in node.sleep)
                 break

@@ -49,8 +49,16 @@ class Observer(Protocol):
 
     ``on_event`` sees each event after it took effect (and after the step it belongs to ran),
     in order.  ``on_execution_end`` returns the analysis' findings for this execution; they
-    count as violations.  An observer may also define ``on_search_end() -> list[Finding]``,
-    called once when the whole search ends, for findings accumulated across executions.
+    count as violations.  An execution may end early (a search cuts it when the rest is known
+    to be covered elsewhere); ``outcome.status`` is then "stopped".  An observer may also
+    define ``on_search_end() -> list[Finding]``, called once when the whole search ends, for
+    findings accumulated across executions.
+
+    State caching prunes an execution that reaches a state explored before, so an observer
+    whose verdict depends on what it remembers of the current execution must say what that
+    is: ``state_key() -> Hashable`` (folded into the state fingerprint; return None if the
+    verdict depends on the events alone).  With any observer lacking ``state_key`` the search
+    runs without the cache.
     """
 
     def on_execution_start(self, design: VmapDesign, scenario: Scenario) -> None: ...
@@ -234,7 +242,7 @@ def deadlock_finding(rt: ControlledRuntime) -> Finding:
     for b in shown:
         held = ", ".join(f"{h['lock']} (taken at {h['at']})" for h in b["holds"]) or "nothing"
         parts.append(f"{b['thread']} holds {held} and waits for {b['waits_for']} at {b['at']}")
-    head = "deadlock: wait-for cycle: " if cycle_names else "deadlock: every unfinished thread is blocked: "
+    head = "wait-for cycle: " if cycle_names else "every unfinished thread is blocked: "
     return Finding("deadlock", head + "; ".join(parts),
                    {"cycle": [b["thread"] for b in shown] if cycle_names else [],
                     "blocked": blocked})
@@ -277,6 +285,7 @@ def run_execution(design_cls: type[VmapDesign], scenario: Scenario, scheduler: S
     spins = SpinDetector(rt, design)
     rt.context["design"] = design
     rt.context["spins"] = spins
+    rt.context["observers"] = observers
     rt.context["constants"] = frozenset(
         [id(scenario), id(scenario.config)]
         + [id(x) for p in scenario.programs for x in (p, p.ops, *p.ops)])

@@ -63,7 +63,7 @@ def state_fingerprint(rt: ControlledRuntime, design: VmapDesign) -> Any:
         counters = frozenset(snap.counters.items())
     except Exception:  # noqa: BLE001 - a state the snapshot cannot read never compares equal
         return object()
-    objs = []
+    objs: list[Any] = []
     for o in rt.objects:
         if isinstance(o, ControlledLock):
             objs.append(o.owner.tid if o.owner is not None else -1)
@@ -74,7 +74,7 @@ def state_fingerprint(rt: ControlledRuntime, design: VmapDesign) -> Any:
     return (areas, counters, tuple(objs))
 
 
-def frames_fingerprint(t: ModelThread) -> Any:
+def frames_fingerprint(t: ModelThread, innermost_only: bool = False) -> Any:
     g = t.glet
     frame = g.gr_frame if g is not None else None
     out = []
@@ -82,6 +82,8 @@ def frames_fingerprint(t: ModelThread) -> Any:
         code = frame.f_code
         if code.co_filename != _RUNTIME_FILE:
             out.append((code, frame.f_lineno, freeze(dict(frame.f_locals))))
+            if innermost_only:
+                break
         frame = frame.f_back
     return tuple(out)
 
@@ -94,7 +96,8 @@ class _Run:
     def __init__(self, start: int) -> None:
         self.start = start  # steps of the other threads when the run began
         self.contended = 0  # steps of the run at which another thread could have run
-        self.visits: dict[Any, tuple[Any, int]] = {}  # point -> (fingerprint, contended)
+        # point -> (innermost frame, full fingerprint or None, contended)
+        self.visits: dict[Any, tuple[Any, Any, int]] = {}
 
 
 class SpinDetector:
@@ -114,7 +117,7 @@ class SpinDetector:
             return None
         run = self._runs[self._last]
         return (self._last, run.contended,
-                frozenset((pt, hash(v[0]) if v[0] is not None else None, v[1])
+                frozenset((pt, hash(v[1]) if v[1] is not None else None, v[2])
                           for pt, v in run.visits.items()))
 
     def after_step(self, t: ModelThread) -> None:
@@ -131,18 +134,22 @@ class SpinDetector:
         p = t.pending
         if p is None or t.done:
             return
-        point = (p.key, p.action, p.line, p.file)
+        # Coming back to a line in a later operation is not a loop; only a revisit within
+        # the same operation (a retry, the drain's repeat) needs the expensive comparison.
+        point = (p.key, p.action, p.line, p.file, t.op_seq)
+        inner = frames_fingerprint(t, innermost_only=True)
         prev = run.visits.get(point)
-        if prev is None:
-            run.visits[point] = (None, run.contended)
+        if prev is None or prev[0] != inner:
+            # First arrival, or the loop variables moved on: cheap to tell, nothing to compare.
+            run.visits[point] = (inner, None, run.contended)
             return
         fp = (frames_fingerprint(t), state_fingerprint(rt, self.design))
-        if prev[0] is not None and prev[0] == fp:
+        if prev[1] is not None and prev[1] == fp:
             self.where[t.tid] = f"{p.describe()} at {p.file.rsplit('/', 1)[-1]}:{p.line}"
-            if run.contended > prev[1]:
+            if run.contended > prev[2]:
                 rt.yielding.add(t.tid)
             else:
                 # Nobody else could run at any point of an iteration that changed nothing:
                 # the same iteration repeats forever.
                 self.livelock = t
-        run.visits[point] = (fp, run.contended)
+        run.visits[point] = (inner, fp, run.contended)

@@ -84,6 +84,6 @@ class ReplayScheduler:
         elif self.strict:
             if self.diverged_at is None:
                 self.diverged_at = i
-        tid = self._prev if self._prev in enabled else enabled[0]
+        tid = self._prev if self._prev is not None and self._prev in enabled else enabled[0]
         self._prev = tid
         return tid

@@ -132,5 +132,7 @@ def fingerprint(rt: ControlledRuntime) -> tuple[int, int]:
         p = t.pending
         parts.append((t.done, t.cpu, t.op, tuple(h.lock.key for h in t.held),
                       (p.key, p.action) if p is not None else None, tuple(frames)))
+    for o in rt.context.get("observers", ()):
+        parts.append(o.state_key())
     key = tuple(parts)
     return hash(key), hash((key, 0x9E3779B97F4A7C15))

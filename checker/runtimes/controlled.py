@@ -108,7 +108,7 @@ class ModelThread:
     """One model thread: a program thread (``T0``...) or a work item's worker."""
 
     __slots__ = ("tid", "name", "cpu", "glet", "pending", "done", "held", "op", "work",
-                 "error", "steps")
+                 "error", "steps", "op_seq")
 
     def __init__(self, tid: int, name: str, cpu: int, work: ControlledWork | None = None) -> None:
         self.tid = tid
@@ -122,6 +122,7 @@ class ModelThread:
         self.work = work
         self.error: BaseException | None = None
         self.steps = 0
+        self.op_seq = 0  # operations (or work runs) begun so far
 
     def held_names(self) -> tuple[tuple[str, str], ...]:
         return tuple((h.lock.name, h.lock.lock_class) for h in self.held)
@@ -389,6 +390,7 @@ class ControlledRuntime:
             work.pending = False
             work.running = True
             work.runs += 1
+            t.op_seq += 1
             t.op = work.name
             self._emit(t, WORK, work.name, detail=START, op=None)
             work.fn()
@@ -514,6 +516,7 @@ class ControlledRuntime:
             return
         if start:
             t.op = text
+            t.op_seq += 1
         self._emit(t, OP_START if start else OP_END, text, held=t.held_names(), detail=detail)
         if not start:
             t.op = None

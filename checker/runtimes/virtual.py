@@ -16,12 +16,14 @@ lock are seen in time order and FIFO hand-off (qspinlock's MCS queue) follows di
 - lock held across a scheduling point (a nested acquire, an atomic): the requester queues and
   sleeps; the release hands the lock to the first waiter at ``max(request, release) + xfer_ns``.
 
-Costs come from a ``CostModel`` (``checker.simulate.costs``): tree calls through the wrappers
-that ``shared`` returns cost ``log2(size + 1)`` nodes, each a cache miss when another CPU wrote
-the tree last; atomics serialise on their cache line like a tiny lock; a purge's TLB flush
-costs ``tlb_ns`` per CPU.  Deferred work (the drain) is a model thread of its own, woken at the
-time it is scheduled, pinned to the CPU that queued it, on a context of its own (it does not
-steal time from that CPU's test thread).
+Costs come from a ``CostModel`` (``checker.simulate.costs``): tree and pool calls through the
+wrappers that ``shared`` returns (``checker.simulate.costed``) cost a search path, with cache
+misses when another CPU wrote the structure last; atomics serialise on their cache line like a
+tiny lock; a purge's TLB flush costs ``tlb_ns`` per CPU; ``call`` charges the work outside the
+allocator, drawn uniformly in ``[0, 2 * call_ns)`` from the seeded generator so that threads do
+not fall into lock-step phases no real CPU keeps.  Deferred work (the drain) is a model thread
+of its own, woken at the time it is scheduled, pinned to the CPU that queued it, on a context
+of its own (it does not steal time from that CPU's test thread).
 
 The hot path is lean on purpose (no event records, no frames): a 64-CPU run of 10,000
 vmalloc/vfree pairs per CPU has to finish in a minute.  Per-lock statistics are lock_stat's:
