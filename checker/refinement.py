@@ -37,7 +37,7 @@ from typing import Any
 from impl.designs.base import VmapDesign
 from spec.compile import Spec, State
 from spec.masks import AREA_SHIFT, fmt, mask_of, runs
-from spec.protocol import HAND, HELD
+from spec.protocol import HAND, HELD, SpecAssertion
 from spec.registry import known_specs
 
 from .events import ACCESS, SCHEDULING_KINDS, Event
@@ -143,7 +143,11 @@ class RefinementObserver:
         for _ in range(self.max_spec_steps):
             nxt: list[State] = []
             for s in frontier:
-                for ns in self.spec.actor_step(s, actor):
+                try:
+                    succ = self.spec.actor_step(s, actor)
+                except SpecAssertion:
+                    continue  # the spec calls this step a violation: it is no transition
+                for ns in succ:
                     if ns not in out:
                         out.add(ns)
                         nxt.append(ns)
@@ -309,15 +313,17 @@ class RefinementObserver:
         spec = self.spec
         k = self.actor_by_name.get(ev.thread)
         allowed: list[str] = []
+        # Least advanced first: the spec states that ran ahead by invisible steps come last.
+        cands = sorted(self.cands, key=lambda s: s[spec.actor_index[k]][0] if k is not None else 0)
         if k is not None:
-            for s in list(self.cands)[:4]:
+            for s in cands[:4]:
                 pc = s[spec.actor_index[k]][0]
                 allowed.append(f"{spec.actor_names[k]} at '{spec.pos_text[k][pc]}' may: "
                                f"{spec.step_text[k][pc]}")
         closest = self._closest(obs, k)
         diffs = self._differences(obs, closest) if closest is not None else []
         impl_state = self.describe_obs(obs)
-        spec_states = [spec.describe(s) for s in list(self.cands)[:3]]
+        spec_states = [spec.describe(s) for s in cands[:3]]
         msg = (f"refinement: implementation step {ev.step} ({ev.thread}: {ev.describe()}"
                f"{' at ' + ev.location if ev.location else ''}) leaves the spec "
                f"{spec.name}: {why}")
@@ -359,7 +365,7 @@ def combine(spec_res: Result, impl_res: Result, refine: RefinementObserver | Non
                                         "spec": spec_res.config.get("spec"),
                                         "spec_options": {k: spec_res.config.get(k) for k in
                                                          ("symmetry", "max_states", "timeout")}})
-    out.stats = {"spec": spec_res.stats, "impl": impl_res.stats}
+    out.stats = {"spec": spec_res.stats.get("spec", spec_res.stats), "impl": impl_res.stats}
     if refine is not None:
         out.stats["refinement"] = refine.stats()
     out.findings = [*spec_res.findings, *impl_res.findings]

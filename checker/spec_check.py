@@ -3,7 +3,8 @@
 
 The design class names its spec: a ``spec_name`` class attribute, else its ``name`` when a spec
 (or a spec-level protocol mutant) of that name exists, else the spec of the design it mutates
-(``mutant_of``).  The scenario's programs and ``VmapConfig`` become the spec's parameters
+(``mutant_of``).  The result's stats are ``{"spec": {...}}``, keyed by target as
+``--target both`` reports its halves.  The scenario's programs and ``VmapConfig`` become the spec's parameters
 (pages, ``lazy_max_pages``, CPUs, nodes, zone size).  The explorer (``spec.explorer``) runs
 breadth-first, so each finding's trace is a shortest path through the spec; a ``sometimes``
 property the scenario should show but that never held in a complete search is a finding too
@@ -115,7 +116,8 @@ def to_result(design_cls: type[VmapDesign], scenario: Scenario, name: str, res: 
         for n, d in res.sometimes.items()}
     if res.reason is not None:
         stats["stopped_by"] = res.reason
-    result.stats = stats
+    # Keyed by target, as ``--target both`` reports its halves ({"spec", "impl", ...}).
+    result.stats = {"spec": stats}
     if res.violation is not None:
         v = res.violation
         trace = {"kind": "spec-path", "spec": name, **v.to_json()}
@@ -143,7 +145,7 @@ def to_result(design_cls: type[VmapDesign], scenario: Scenario, name: str, res: 
 
 def format_text(result: Result) -> list[str]:
     """Human-readable lines for a spec result (the command prints them)."""
-    st = result.stats
+    st = result.stats.get("spec", result.stats)
     lines = [f"spec {result.config.get('spec')}: {result.outcome.value}: "
              f"{st.get('distinct_states')} distinct states, {st.get('transitions')} transitions,"
              f" depth {st.get('depth')}, {st.get('states_per_second')} states/s "

@@ -18,8 +18,8 @@ its body, protected by the lock, so a right mover), an unguarded atomic (a non-m
 release, followed by releases (left movers), is a Lipton block ``R* N? L*`` that can block only
 at its first action, and its inner states differ from its end only by the locks still held.
 So deadlocks and the invariants over pages are preserved while the states where a thread merely
-sits before an unlock disappear.  A spec with an unprotected field (lost-update semantics)
-keeps its full table: there a section's body is no mover.
+sits before an unlock disappear.  (A section that touches a structure without its lock is a
+violation as soon as it is reached, so it never takes part in a block.)
 
 ``sometimes`` properties are detected by their tagged steps, which add their tag to
 ``Spec.events`` when the body takes its default outcome.
@@ -57,9 +57,8 @@ from .steps import (
     compose_releases,
     make_acquire,
     make_act,
-    make_read,
     make_release,
-    make_write,
+    make_unlocked,
 )
 from .views import OWNER_KINDS, Check, FieldDef, LockDef, SpecViews
 
@@ -147,7 +146,7 @@ class Builder:
 class _Micro:
     """One position of an actor before closures are made."""
 
-    kind: str  # acq, rel, act, read, write, branch, goto
+    kind: str  # acq, rel, act, unlocked, branch, goto
     text: str
     pos: str
     lock: LockRef | None = None
@@ -159,6 +158,7 @@ class _Micro:
     tag: str | None = None
     branch: Any = None
     choose: Any = None
+    text_extra: str = ""
 
 
 def _join(*parts: str) -> str:
@@ -176,16 +176,14 @@ class Spec(SpecViews):
         self.global_fields = list(b.globals)
         self.G = len(b.globals)
         self.local_fields = [FieldDef("pc", 0, None), FieldDef("held", 0, None),
-                             FieldDef("hand", 0, "mask"), FieldDef("scratch", 0, None),
-                             FieldDef("aux", 0, None), *b.extra_locals]
+                             FieldDef("hand", 0, "mask"), FieldDef("aux", 0, None),
+                             *b.extra_locals]
         self.locks = list(b.locks)
         self.protects = dict(b.protects)
         self.lock_info = LockInfo([lk.name for lk in self.locks], [lk.mutex for lk in self.locks])
         self.sometimes = list(b.sometimes)
         self.invariant_defs = list(b.invariants)
         self.events: set[str] = set()
-        # Fields some section touches without their lock: no body is a mover then.
-        self.racy = False
 
         # Actors with equal signatures are made contiguous so that one slice sorts a group.
         order: dict[object, int] = {}
@@ -288,10 +286,6 @@ class Spec(SpecViews):
             elif isinstance(ins, Sec):
                 after = new_label()
                 bad = unprotected(ins.touches, [*outer, *ins.locks])
-                if len(bad) > 1:
-                    raise ValueError(f"{ins.what}: more than one unprotected field")
-                if bad and ins.choose is not None:
-                    raise ValueError(f"{ins.what}: an unprotected section cannot choose")
                 chains = {j: new_label() for j in ins.jumps} if ins.locks else {
                     j: j for j in ins.jumps}
                 taken: list[LockRef] = []
@@ -307,15 +301,13 @@ class Spec(SpecViews):
                                          tag=ins.tag if last else None))
                     taken.append(ref)
                 if bad:
-                    self.racy = True
                     fname = self.global_fields[bad[0]].name
-                    micros.append(_Micro("read", f"read {fname} without its lock ({ins.what})",
+                    lname = self.locks[self.protects[bad[0]]].name
+                    micros.append(_Micro("unlocked", f"{ins.what}: touches {fname} without "
+                                                     f"{lname}",
                                          _join(op_text, holding(taken), f"before {ins.what}"),
-                                         field=bad[0]))
-                    micros.append(_Micro("write", f"{ins.what}: write {fname} back",
-                                         _join(op_text, holding(taken),
-                                               f"{ins.what}: read {fname}, not yet written"),
-                                         body=ins.body, jumps=chains, field=bad[0], tag=ins.tag))
+                                         text_extra=f"{ins.what} touches {fname}, which "
+                                                    f"{lname} protects, without holding it"))
                 elif not ins.locks:
                     micros.append(_Micro("act", ins.what,
                                          _join(op_text, holding([]), f"before {ins.what}"),
@@ -396,24 +388,23 @@ class Spec(SpecViews):
         # unguarded atomic, a release) runs the plain releases that follow it in the same step.
         rtable = list(table)
         rtexts = list(texts)
-        if not self.racy:
-            chain = frozenset(q for q, m in enumerate(micros)
-                              if m.kind == "rel" and isinstance(m.lock, int) and m.body is None)
-            inline: dict[int, tuple[int, int]] = {}
-            for q in chain:
-                lock = micros[q].lock
-                assert isinstance(lock, int)
-                nq = chase(q + 1)
-                if nq not in branch_fns:
-                    inline[q] = (1 << lock, nq)
-            for pc, m in enumerate(micros):
-                if not (m.kind in ("acq", "rel") or (m.kind == "act" and m.guard is None)):
-                    continue
-                if nexts[pc] & chain:
-                    first = table[pc]
-                    assert first is not None
-                    rtable[pc] = compose_releases(first, table, chain, inline)
-                    rtexts[pc] = f"{texts[pc]}; then unlocks"
+        chain = frozenset(q for q, m in enumerate(micros)
+                          if m.kind == "rel" and isinstance(m.lock, int) and m.body is None)
+        inline: dict[int, tuple[int, int]] = {}
+        for q in chain:
+            lock = micros[q].lock
+            assert isinstance(lock, int)
+            nq = chase(q + 1)
+            if nq not in branch_fns:
+                inline[q] = (1 << lock, nq)
+        for pc, m in enumerate(micros):
+            if not (m.kind in ("acq", "rel") or (m.kind == "act" and m.guard is None)):
+                continue
+            if nexts[pc] & chain:
+                first = table[pc]
+                assert first is not None
+                rtable[pc] = compose_releases(first, table, chain, inline)
+                rtexts[pc] = f"{texts[pc]}; then unlocks"
         self.tables.append(table)
         self.rtables.append(rtable)
         self.step_text.append(texts)
@@ -448,11 +439,8 @@ class Spec(SpecViews):
             return make_release(m.lock, self.lock_info, m.body, nxt, jumps, resolve)
         if m.kind == "act":
             return make_act(m.body, m.choose, m.guard, nxt, jumps, resolve)
-        if m.kind == "read":
-            return make_read(m.field, nxt)
-        if m.kind == "write":
-            assert m.body is not None
-            return make_write(m.field, m.body, nxt, jumps, resolve)
+        if m.kind == "unlocked":
+            return make_unlocked(m.text_extra)
         raise ValueError(f"cannot compile {m.kind}")
 
     # ------------------------------------------------------------------ exploration API
@@ -534,7 +522,7 @@ def _tagged(m: _Micro, events: set[str]) -> _Micro:
             events.add(tag)
         return r
     return _Micro(m.kind, m.text, m.pos, m.lock, tagged, m.guard, m.jumps, m.next_label,
-                  m.field, m.tag, m.branch, m.choose)
+                  m.field, m.tag, m.branch, m.choose, m.text_extra)
 
 
 __all__ = ["Builder", "Sometimes", "Spec", "State"]

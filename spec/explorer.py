@@ -112,7 +112,7 @@ def explore(spec: Spec, *, symmetry: bool = True, reduce: bool = True,
                 "cpu_seconds": round(cpu, 3),
                 "states_per_second": int(len(parent) / elapsed) if elapsed > 0 else 0,
                 "states_per_cpu_second": int(len(parent) / cpu) if cpu > 0 else 0,
-                "symmetry": symmetry, "reduction": reduce and not spec.racy,
+                "symmetry": symmetry, "reduction": reduce,
                 "complete": False}
 
     bad = check(init)

@@ -6,9 +6,9 @@ the lock protocol itself, so it must show at spec level too, with a shortest cou
 - ``global-abba``: ``find`` nests ``vmap_area_lock -> purge_vmap_area_lock`` (as vmallocinfo's
   ``show_purge_info`` does) and the lazy insert of ``free`` nests them the other way (a
   "double-check it left the busy tree" under the purge lock): a deadlock.
-- ``global-busy-unlocked``: ``free`` unlinks from the busy tree without ``vmap_area_lock``; the
-  compiler gives an unprotected read-modify-write its lost-update semantics, so a concurrent
-  busy insert can vanish (conservation).
+- ``global-busy-unlocked``: ``free`` unlinks from the busy tree without ``vmap_area_lock``, the
+  lock the spec declares for it: the unlocked access is itself the violation
+  (``lock-protection``), found whether or not the scenario could also lose an update by it.
 - ``nodes-pool-double``: ``purge_vmap_node`` puts an area in its node's pool and also sends it
   back to the global free tree (single owner).
 

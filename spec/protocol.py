@@ -35,9 +35,8 @@ from typing import Any
 PC = 0       # position: index of the next step
 HELD = 1     # mask of the locks this actor holds
 HAND = 2     # pages in this actor's hands (taken out of one structure, not yet in the next)
-SCRATCH = 3  # a stale read of an unprotected field (lost-update semantics), 0 otherwise
-AUX = 4      # design-specific value of the operation in progress (0 between operations)
-N_COMMON = 5
+AUX = 3      # design-specific value of the operation in progress (0 between operations)
+N_COMMON = 4
 
 # Global field 0 of every spec: the mask of held locks (who holds them is in the locals).
 G_HELD = 0
@@ -64,10 +63,11 @@ class Sec:
     """A critical section: take ``locks`` in order, run ``body``, release them in reverse.
 
     ``touches`` names the global fields the body reads and writes.  A touched field whose
-    protecting lock (``Builder.lock(protects=...)``) is not held is accessed without atomicity:
-    the compiler splits the body into a read step and a write step, so a concurrent update can
-    be lost, which is what a missing lock does.  ``jumps`` lists every label the body may
-    return.  ``tag`` names the step that runs the body, for ``sometimes`` properties.
+    protecting lock (``Builder.lock(protects=...)``) is not held breaks the lock protocol: the
+    section compiles to a step that reports the access (invariant ``lock-protection``), as a
+    lockset checker would, whether or not the scenario could also lose an update by it.
+    ``jumps`` lists every label the body may return.  ``tag`` names the step that runs the
+    body, for ``sometimes`` properties.
     """
 
     what: str

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .protocol import G_HELD, HELD, PC, SCRATCH, Body, Choose, LockRef, SpecAssertion
+from .protocol import G_HELD, HELD, PC, Body, Choose, LockRef, SpecAssertion
 
 State = tuple[Any, ...]
 Step = Callable[[State, int, list[State]], None]
@@ -206,30 +206,12 @@ def make_act(body: Body | None, choose: Choose | None,
     return act
 
 
-def make_read(fld: int, nxt: int) -> Step:
-    def read(s: State, a: int, out: list[State]) -> None:
-        S = list(s)
-        t = list(s[a])
-        t[SCRATCH] = s[fld]
-        t[PC] = nxt
-        S[a] = tuple(t)
-        out.append(tuple(S))
-    return read
-
-
-def make_write(fld: int, body: Body, nxt: int, jumps: dict[str, int],
-               resolve: Resolve | None) -> Step:
-    emit = _emitter(nxt, jumps, resolve)
-
-    def write(s: State, a: int, out: list[State]) -> None:
-        S = list(s)
-        t = list(s[a])
-        # The body works on the value read earlier; what it writes back replaces any update
-        # made meanwhile: the lost update of an unprotected read-modify-write.
-        S[fld] = t[SCRATCH]
-        t[SCRATCH] = 0
-        emit(S, t, body(S, t), out, a)
-    return write
+def make_unlocked(message: str) -> Step:
+    """A section that touches a structure without the lock protecting it: reaching it breaks
+    the lock protocol."""
+    def unlocked(s: State, a: int, out: list[State]) -> None:
+        raise SpecAssertion("lock-protection", message)
+    return unlocked
 
 
 def compose_releases(first: Step, table: list[Step | None], chain: frozenset[int],

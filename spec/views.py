@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .masks import AREA_SHIFT, fmt, fmt_codes
-from .protocol import AUX, G_HELD, HAND, HELD, PC, SCRATCH
+from .protocol import AUX, G_HELD, HAND, HELD, PC
 
 State = tuple[Any, ...]
 Check = Callable[[State], "str | None"]
@@ -235,7 +235,7 @@ class SpecViews:
             if t[HAND]:
                 d["hand"] = fmt(t[HAND])
             for i, f in enumerate(self.local_fields):
-                if i in (PC, HELD, HAND, SCRATCH, AUX) or t[i] == f.init:
+                if i in (PC, HELD, HAND, AUX) or t[i] == f.init:
                     continue
                 d[f.name] = self._show(f, t[i])
             slots = {n: fmt(t[i] >> AREA_SHIFT) for n, i in self.slot_index[k].items() if t[i]}

@@ -24,7 +24,7 @@ def test_correct_design_spec_is_ok(design: str) -> None:
     assert res.outcome is Outcome.OK and res.exit_code is ExitCode.OK
     data = json.loads(res.dumps())
     assert data["config"]["target"] == "spec" and data["config"]["spec"] == design
-    st = data["stats"]
+    st = data["stats"]["spec"]
     for key in ("distinct_states", "transitions", "depth", "states_per_second", "seconds"):
         assert key in st
     assert st["complete"] is True
@@ -60,7 +60,7 @@ def test_bounded_search_is_incomplete_not_ok() -> None:
     res = run_spec_check(resolve_design("global"), default_scenario(threads=3, ops=2),
                          SpecCheckOptions(max_states=1000))
     assert res.outcome is Outcome.INCOMPLETE and res.exit_code is ExitCode.INCOMPLETE
-    assert res.stats["stopped_by"] == "max-states"
+    assert res.stats["spec"]["stopped_by"] == "max-states"
 
 
 class NeverPurgesSpec(GlobalSpec):

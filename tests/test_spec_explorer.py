@@ -178,10 +178,11 @@ def _toy_move(lose: bool, locked: bool) -> Spec:
     return b.build()
 
 
-def test_a_missing_lock_loses_an_update() -> None:
+def test_a_missing_lock_breaks_the_lock_protocol_at_the_access() -> None:
     res = explore(_toy_move(lose=False, locked=False))
-    # The stale write-back gives a taken page back to the free set: two owners.
-    assert res.violation is not None and res.violation.invariant == "single-owner"
+    assert res.violation is not None and res.violation.invariant == "lock-protection"
+    assert res.violation.depth == 1
+    assert "without holding it" in res.violation.message
     assert explore(_toy_move(lose=False, locked=True)).status == "ok"
 
 
