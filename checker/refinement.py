@@ -128,6 +128,12 @@ class RefinementObserver:
     def on_search_end(self) -> list[Finding]:
         return []
 
+    def state_key(self) -> Any:
+        """What this observer carries from the past of an execution (for the search's state
+        cache): the candidate spec states and the steps not yet compared."""
+        return (frozenset(self.cands), tuple(k for k, _ in self.pending),
+                self.finding is not None)
+
     # ------------------------------------------------------------------ matching
     def _mid_section(self) -> bool:
         for t in self.rt.threads:

@@ -160,10 +160,26 @@ def format_text(result: Result) -> list[str]:
         lines.append(f"  sometimes {n}: {mark}" + ("" if info["expected"] else " (not expected)"))
     for f in result.findings:
         lines.append(f"  {f.kind}: {f.message}")
-        trace = f.trace if isinstance(f.trace, dict) else {}
-        for i, step in enumerate(trace.get("steps", []), 1):
-            ch = "; ".join(f"{k}: {v}" for k, v in step.get("changes", {}).items())
-            lines.append(f"    {i:3d}. {step['actor']}: {step['step']}" + (f"  [{ch}]" if ch else ""))
+        if isinstance(f.trace, dict):
+            lines += spec_path_lines(f.trace)
+    return lines
+
+
+def spec_path_lines(trace: dict[str, Any]) -> list[str]:
+    """A spec counterexample (a finding's ``spec-path`` trace), one numbered step per line
+    with what it changed, then the final state's lock holders and actor positions."""
+    if trace.get("kind") != "spec-path":
+        return []
+    lines = [f"  shortest path through spec {trace.get('spec')} ({trace.get('depth')} steps):"]
+    for i, step in enumerate(trace.get("steps", []), 1):
+        ch = "; ".join(f"{k}: {v}" for k, v in step.get("changes", {}).items())
+        lines.append(f"    {i:3d}. {step['actor']}: {step['step']}" + (f"  [{ch}]" if ch else ""))
+    final = trace.get("final_state") or {}
+    if final.get("locks"):
+        held = ", ".join(f"{lk} by {who}" for lk, who in final["locks"].items())
+        lines.append(f"  locks held at the end: {held}")
+    for name, d in (final.get("actors") or {}).items():
+        lines.append(f"  {name}: {d.get('at')}")
     return lines
 
 

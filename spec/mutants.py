@@ -43,7 +43,7 @@ class GlobalBusyUnlockedSpec(GlobalSpec):
 
     def unlink_section(self, slot: int) -> Sec:
         locked = super().unlink_section(slot)
-        return Sec(locked.what + " without vmap_area_lock", (), locked.body, locked.touches)
+        return Sec(locked.what, (), locked.body, locked.touches)
 
 
 class NodesPoolDoubleSpec(NodesSpec):
