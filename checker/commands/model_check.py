@@ -176,6 +176,11 @@ def _counterexample(result: Result) -> dict[str, Any] | None:
               help="Make every access to a shared structure a scheduling point.")
 @click.option("--state-cache/--no-state-cache", default=True, show_default=True,
               help="Prune executions that reach an already explored state.")
+@click.option("--max-states", type=click.IntRange(1),
+              help="Spec target: stop after this many distinct states (the result is then "
+                   "incomplete).")
+@click.option("--symmetry/--no-symmetry", default=True, show_default=True,
+              help="Spec target: symmetry reduction over threads running identical programs.")
 @click.option("--trace-out", type=click.Path(dir_okay=False),
               help="Write the counterexample's trace (JSON) here.")
 @click.option("--emit-test", "emit_path", type=click.Path(dir_okay=False),
@@ -187,8 +192,8 @@ def command(design: str, target: str, threads: int | None, ops: int | None,
             scenario_file: str | None, strategy: str, no_reduction: bool,
             preemption_bound: int | None, pct_depth: int, max_executions: int | None,
             timeout: float | None, max_steps: int | None, track_access: bool,
-            state_cache: bool, trace_out: str | None, emit_path: str | None, seed: int,
-            as_json: bool) -> None:
+            state_cache: bool, max_states: int | None, symmetry: bool, trace_out: str | None,
+            emit_path: str | None, seed: int, as_json: bool) -> None:
     """Search the interleavings of DESIGN for deadlocks, invariant violations and crashes."""
     cls = resolve_design(design)
     scenario = build_scenario(scenario_file, {"threads": threads, "ops": ops, "pages": pages,
@@ -204,12 +209,16 @@ def command(design: str, target: str, threads: int | None, ops: int | None,
     for line in scenario.describe():
         stderr_console.print(f"  {line}")
     show = progress_enabled() and not as_json
-    result = _run(cls, scenario, target, impl_args, timeout, show)
+    result = _run(cls, scenario, target, impl_args, timeout, show,
+                  {"max_states": max_states, "symmetry": symmetry})
     if not as_json:
         _print_stats(result)
     cx = _counterexample(result)
     for f in result.findings:
         stderr_console.print(f"[bold red]{f.kind}[/bold red]: {f.message}", highlight=False)
+        if not as_json and isinstance(f.trace, dict) and f.trace.get("kind") == "spec-path":
+            from ..spec_check import spec_path_lines
+            click.echo("\n".join(spec_path_lines(f.trace)))
     if cx is not None:
         if not as_json:
             click.echo("\n".join(summary_lines(cx)))
@@ -232,7 +241,7 @@ def command(design: str, target: str, threads: int | None, ops: int | None,
 
 
 def _run(cls: Any, scenario: Scenario, target: str, impl_args: dict[str, Any],
-         timeout: float | None, show: bool) -> Result:
+         timeout: float | None, show: bool, spec_args: dict[str, Any] | None = None) -> Result:
     if target in ("spec", "both"):
         try:
             from ..refinement import check_both
@@ -245,7 +254,7 @@ def _run(cls: Any, scenario: Scenario, target: str, impl_args: dict[str, Any],
                                  "implementation only")
             target = "impl"
         else:
-            spec_opts = SpecCheckOptions(timeout=timeout, progress=show)
+            spec_opts = SpecCheckOptions(timeout=timeout, progress=show, **(spec_args or {}))
             if target == "spec":
                 return run_spec_check(cls, scenario, spec_opts)
             return _with_bar(show, impl_args, lambda: check_both(cls, scenario, spec_opts,
