@@ -106,7 +106,8 @@ def _progress() -> Progress:
                    "least 1000.")
 @click.option("--online-cpus", type=click.IntRange(1, MAX_CPUS), default=None,
               help="num_online_cpus() of the modelled machine (lazy_max_pages, nodes).  "
-                   "Default: the CPU count of each run.")
+                   "Default: the CPU count of each run.  With --validate, 64 models the "
+                   "published machine as it was.")
 @click.option("--setup-scale", type=click.IntRange(min=1), default=1, show_default=True,
               help="Divide the set-up sizes of full_fit and long_busy_list by this.")
 @click.option("--sequential", is_flag=True,
@@ -157,7 +158,7 @@ def command(design_spec: str | None, cpus_spec: str, test: str | None, mask: int
     runs: list[SimResult] = []
     val: Validation | None = None
     if do_validate:
-        val = _validate(costs, seed, ops, not no_v3)
+        val = _validate(costs, seed, ops, not no_v3, online_cpus)
         runs = val.runs
         print_validation(out, val)
     else:
@@ -211,7 +212,8 @@ def _run_grid(designs: list[type[VmapDesign]], cpus: list[int], tests: tuple[Tes
     return runs
 
 
-def _validate(costs: CostModel, seed: int, ops: int | None, v3: bool) -> Validation:
+def _validate(costs: CostModel, seed: int, ops: int | None, v3: bool,
+              online_cpus: int | None) -> Validation:
     steps = 18 + (2 if v3 else 0)
     with _progress() as progress:
         task = progress.add_task("validate", total=steps)
@@ -220,4 +222,4 @@ def _validate(costs: CostModel, seed: int, ops: int | None, v3: bool) -> Validat
             progress.update(task, description=f"validate: {what}", advance=1)
 
         return validate(costs, seed, ops, v3=v3, v3_loops=V3_LOOPS, v3_scale=V3_SETUP_SCALE,
-                        progress=step)
+                        progress=step, online_cpus=online_cpus)

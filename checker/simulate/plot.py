@@ -2,7 +2,7 @@
 
 Three panels share the CPU axis (log 2): µs of virtual time per loop iteration (log scale),
 the same as a ratio to the smallest CPU count, and the share of the test threads' time spent
-waiting for locks.  One line per design; the published points of the v1 cover letter are drawn
+waiting for locks and for the cache lines of atomics.  One line per design; the published points of the v1 cover letter are drawn
 as large markers in the colour of the design that plays them (``global`` for "before",
 ``nodes`` for "after").  The Agg backend is used: no display is needed.
 
@@ -58,7 +58,7 @@ def write_plot(runs: list[SimResult], path: Path, title: str = "",
                     color="black", markersize=9, label="LSFMM 2023 talk (unverified)")
     ax_lat.set_title("µs of virtual time per iteration")
     ax_ratio.set_title("ratio to the fewest CPUs")
-    ax_wait.set_title("lock wait, % of thread time")
+    ax_wait.set_title("waiting for locks and atomic lines, % of thread time")
     for ax in (ax_lat, ax_ratio, ax_wait):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("CPUs (test threads)")
