@@ -27,9 +27,7 @@ class PercpuLazyUnlocked(PercpuMutant):
     bug = ("free_vmap_area_noflush inserts into zone[z].lazy without zone[z].lazy.lock, while "
            "the drain detaches the same tree under that lock")
     source = "classic missing lock on a per-zone structure shared with the drain worker"
-    # The unlocked insert is visible to the checker while the area is still in the freeing
-    # thread's hands: the ownership check reports two owners before any racing access happens.
-    expected = "invariant"
+    expected = "race"
     catalog = {"threads": 2, "ops": 1}
 
     def free_vmap_area_noflush(self, va: VmapArea) -> None:
