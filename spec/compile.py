@@ -4,7 +4,8 @@ A state is a flat tuple: the global fields first (field 0 is the mask of held lo
 tuple of small ints per actor (its locals; field 0 is its position).  Thread identities appear
 nowhere in the globals (who holds a lock is in the holder's locals), so two actors running the
 same step table can be swapped by permuting their tuples alone: that is what makes symmetry
-reduction automatic (``Spec.canon`` sorts the tuples of each group of identical actors).
+reduction automatic (``Spec.make_canon`` sorts the tuples of each group of identical
+actors).
 
 Each position of each actor compiles to one closure ``step(s, a, out)`` that appends the
 successor states of actor ``a`` (its index in the state) to ``out``; a blocked or finished actor
@@ -154,11 +155,10 @@ class _Micro:
     guard: Any = None
     jumps: dict[str, str] | None = None  # body result -> label
     next_label: str | None = None  # for goto and release chains
-    field: int = -1
     tag: str | None = None
     branch: Any = None
     choose: Any = None
-    text_extra: str = ""
+    message: str = ""  # what an "unlocked" step reports
 
 
 def _join(*parts: str) -> str:
@@ -306,7 +306,7 @@ class Spec(SpecViews):
                     micros.append(_Micro("unlocked", f"{ins.what}: touches {fname} without "
                                                      f"{lname}",
                                          _join(op_text, holding(taken), f"before {ins.what}"),
-                                         text_extra=f"{ins.what} touches {fname}, which "
+                                         message=f"{ins.what} touches {fname}, which "
                                                     f"{lname} protects, without holding it"))
                 elif not ins.locks:
                     micros.append(_Micro("act", ins.what,
@@ -440,7 +440,7 @@ class Spec(SpecViews):
         if m.kind == "act":
             return make_act(m.body, m.choose, m.guard, nxt, jumps, resolve)
         if m.kind == "unlocked":
-            return make_unlocked(m.text_extra)
+            return make_unlocked(m.message)
         raise ValueError(f"cannot compile {m.kind}")
 
     # ------------------------------------------------------------------ exploration API
@@ -522,7 +522,7 @@ def _tagged(m: _Micro, events: set[str]) -> _Micro:
             events.add(tag)
         return r
     return _Micro(m.kind, m.text, m.pos, m.lock, tagged, m.guard, m.jumps, m.next_label,
-                  m.field, m.tag, m.branch, m.choose, m.text_extra)
+                  m.tag, m.branch, m.choose, m.message)
 
 
 __all__ = ["Builder", "Sometimes", "Spec", "State"]
