@@ -1,8 +1,8 @@
 """Print simulations and their validation as rich tables.
 
 Per design: µs per iteration at each CPU count, its ratio to the fewest CPUs, p99, makespan
-and the lock wait share with the lock class that dominates it; then one table of wait shares
-per lock class; then, with ``--validate``, published against simulated at every point with the
+and the lock wait share with the lock class that dominates it; then per design the wait share
+of every lock class (atomics' cache lines included); or, with ``--validate``, published against simulated at every point with the
 relative error, the ratio checks and the acceptance targets.
 
 Relies on rich and ``checker.simulate`` (results, validation).
@@ -36,7 +36,7 @@ def print_runs(out: Console, runs: list[SimResult]) -> None:
         for r in rs:
             top = r.lock_classes()[0] if r.locks else None
             dom = (f"{top.name} {100 * top.wait_share:.0f}%"
-                   if top is not None and top.wait_ns > 0 else "-")
+                   if top is not None and top.wait_share >= 0.005 else "-")
             t.add_row(str(r.cpus), str(r.ops), f"{r.per_op_us:.3f}",
                       f"{r.per_op_us / base.per_op_us:.2f}" if base.per_op_us else "-",
                       f"{r.p99_us:.2f}", f"{r.makespan_us / 1e3:.2f}",
@@ -46,26 +46,27 @@ def print_runs(out: Console, runs: list[SimResult]) -> None:
 
 
 def print_wait_shares(out: Console, runs: list[SimResult]) -> None:
-    """Share of the test threads' time spent waiting, per lock class."""
-    classes: list[str] = []
-    for r in runs:
-        for row in r.lock_classes():
-            if row.wait_ns > 0 and row.name not in classes:
-                classes.append(row.name)
-    if not classes:
-        out.print("no lock was ever contended", highlight=False)
-        return
-    t = Table(title="lock wait share per lock class (% of test-thread time)",
-              title_justify="left")
-    t.add_column("design")
-    t.add_column("CPUs", justify="right")
-    for c in classes:
-        t.add_column(c, justify="right")
-    for r in runs:
-        by = {row.name: row for row in r.lock_classes()}
-        t.add_row(r.design, str(r.cpus),
-                  *[f"{100 * by[c].wait_share:.1f}" if c in by else "-" for c in classes])
-    out.print(t)
+    """Share of the test threads' time spent waiting, per lock class: one table per design."""
+    for d in dict.fromkeys(r.design for r in runs):
+        rs = sorted((r for r in runs if r.design == d), key=lambda r: r.cpus)
+        classes: list[str] = []
+        for r in rs:
+            for row in r.lock_classes():
+                if row.wait_ns > 0 and row.name not in classes:
+                    classes.append(row.name)
+        if not classes:
+            out.print(f"{d}: no lock was ever contended", highlight=False)
+            continue
+        t = Table(title=f"{d}: wait per lock class, % of test-thread time",
+                  title_justify="left")
+        t.add_column("CPUs", justify="right")
+        for c in classes:
+            t.add_column(c, justify="right")
+        for r in rs:
+            by = {row.name: row for row in r.lock_classes()}
+            t.add_row(str(r.cpus),
+                      *[f"{100 * by[c].wait_share:.1f}" if c in by else "-" for c in classes])
+        out.print(t)
 
 
 def print_validation(out: Console, val: Validation) -> None:
