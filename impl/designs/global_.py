@@ -169,26 +169,34 @@ class GlobalDesign(VmapDesign):
                 break
 
     def _purge_vmap_area_lazy(self) -> bool:
-        """Caller holds vmap_purge_lock.  Detach the whole purge list, then merge every area
-        back into the free tree, accounting each one off ``vmap_lazy_nr``."""
-        with self.purge_vmap_area_lock:
-            local = self.detach_purge_list()
+        """Caller holds vmap_purge_lock.  Detach the whole purge list, flush the TLB once, then
+        merge every area back into the free tree, accounting each one off ``vmap_lazy_nr``."""
+        local = self.take_purge_list()
         if not local:
             return False
         self.purges += 1
         self.rt.flush_tlb_kernel_range(local[0][0], local[-1][1])  # the list is address-sorted
         with self.free_vmap_area_lock:
             for area in local:
-                merge_or_add_vmap_area(self.free_vmap_area_root, *area)
+                self.merge_free(area)
                 self._hand_drop(area)
                 self.sub_lazy_nr(self.pages(area))
         return True
+
+    def take_purge_list(self) -> list[Range]:
+        """``list_replace_init`` of the purge list under ``purge_vmap_area_lock``."""
+        with self.purge_vmap_area_lock:
+            return self.detach_purge_list()
 
     def detach_purge_list(self) -> list[Range]:
         local = [va.range for va in self.purge_vmap_area_root.detach_all()]
         for area in local:
             self._hand_take(area)
         return local
+
+    def merge_free(self, area: Range) -> None:
+        """``merge_or_add_vmap_area_augment`` into the free tree (caller holds its lock)."""
+        merge_or_add_vmap_area(self.free_vmap_area_root, *area)
 
     # ------------------------------------------------------------------ introspection
     def snapshot(self) -> Snapshot:

@@ -115,18 +115,8 @@ class GlobalMergeSkipNext(GlobalMutant):
     expected = "invariant"
     catalog = {"threads": 2, "ops": 1}
 
-    def _purge_vmap_area_lazy(self) -> bool:
-        with self.purge_vmap_area_lock:
-            local = self.detach_purge_list()
-        if not local:
-            return False
-        self.purges += 1
-        with self.free_vmap_area_lock:
-            for area in local:
-                _merge_skipping_next(self.free_vmap_area_root, *area)
-                self._hand_drop(area)
-                self.sub_lazy_nr(self.pages(area))
-        return True
+    def merge_free(self, area: Range) -> None:
+        _merge_skipping_next(self.free_vmap_area_root, *area)
 
 
 class GlobalMutexUnderSpin(GlobalMutant):
@@ -164,17 +154,8 @@ class GlobalPurgeUnlocked(GlobalMutant):
     expected = "race"
     catalog = {"threads": 2, "ops": 1}
 
-    def _purge_vmap_area_lazy(self) -> bool:
-        local = self.detach_purge_list()  # the bug: no purge_vmap_area_lock
-        if not local:
-            return False
-        self.purges += 1
-        with self.free_vmap_area_lock:
-            for area in local:
-                merge_or_add_vmap_area(self.free_vmap_area_root, *area)
-                self._hand_drop(area)
-                self.sub_lazy_nr(self.pages(area))
-        return True
+    def take_purge_list(self) -> list[Range]:
+        return self.detach_purge_list()  # the bug: no purge_vmap_area_lock
 
 
 class GlobalDrainLivelock(GlobalMutant):
