@@ -43,7 +43,7 @@ def check_merge(a: Arith, timeout: float, shape: tuple[bool, bool, bool, bool]) 
     ex = Executor(timeout_s=timeout)
 
     def rng(name: str) -> Range:
-        r = (ex.int(f"{name}.va_start"), ex.int(f"{name}.va_end"))
+        r = (ex.input(f"{name}.va_start"), ex.input(f"{name}.va_end"))
         ex.assume(r[0] < r[1], r[1] <= MASK64)
         return r
 
@@ -52,7 +52,7 @@ def check_merge(a: Arith, timeout: float, shape: tuple[bool, bool, bool, bool]) 
     va = rng("va")
     nxt = rng("next") if has_next else None
     nn = rng("nnext") if has_nn else None
-    x = ex.int("x")
+    x = ex.input("x")
     # The free list before: sorted with gaps; the freed range lies between prev and next.
     before = [r for r in (pp, prev, nxt, nn) if r is not None]
     ex.assume(*(before[i][1] < before[i + 1][0] for i in range(len(before) - 1)))
@@ -73,9 +73,10 @@ def check_merge(a: Arith, timeout: float, shape: tuple[bool, bool, bool, bool]) 
             after.append(nn)
         was = any_(*(_inside(x, r) for r in [*before, va]))
         now = any_(*(_inside(x, r) for r in after))
-        return all_(*(r[0] < r[1] for r in after),
-                    *(after[i][1] < after[i + 1][0] for i in range(len(after) - 1)),
-                    was == now)
+        return {"every range non-empty": all_(*(r[0] < r[1] for r in after)),
+                "sorted, with a gap between neighbours":
+                    all_(*(after[i][1] < after[i + 1][0] for i in range(len(after) - 1))),
+                "exactly the union of the free ranges and the freed one": was == now}
 
     def describe(v: dict[str, int]) -> list[str]:
         def get(name: str, present: bool) -> tuple[int, int] | None:

@@ -56,8 +56,8 @@ class Request:
 
 
 def _request(ex: Executor) -> Request:
-    r = Request(ex.int("va_start"), ex.int("va_end"), ex.int("size", Kind.SIZE, lo=1),
-                ex.int("align", Kind.ALIGN, lo=1, hi=1 << 63), ex.int("vstart"), ex.int("vend"))
+    r = Request(ex.input("va_start"), ex.input("va_end"), ex.input("size", Kind.SIZE, lo=1),
+                ex.input("align", Kind.ALIGN, lo=1, hi=1 << 63), ex.input("vstart"), ex.input("vend"))
     ex.assume(r.va_start < r.va_end, r.vstart < r.vend, (r.align & (r.align - 1)) == 0)
     return r
 
@@ -89,7 +89,7 @@ def _replay(a: Arith) -> Callable[[dict[str, int]], list[str]]:
 def check_within(a: Arith, timeout: float) -> ProofResult:
     ex = Executor(timeout_s=timeout)
     r = _request(ex)
-    y = ex.int("y")  # any start address at or above the block
+    y = ex.input("y")  # any start address at or above the block
 
     def body() -> object:
         if not a.is_within_this_va(r.va_start, r.va_end, r.size, r.align, r.vstart):
@@ -98,8 +98,10 @@ def check_within(a: Arith, timeout: float) -> ProofResult:
         end = nva + r.size  # exact
         fits_at_y = all_(y >= r.va_start, _aligned(y, r.align), y + r.size <= MASK64)
         top_hole = all_(r.vstart == 0, z3.Not(fits_at_y))
-        return all_(_aligned(nva, r.align), end <= MASK64, end <= r.va_end, r.vstart <= nva,
-                    any_(r.va_start <= nva, top_hole))
+        return {"aligned": _aligned(nva, r.align), "no wrap past 2^64": end <= MASK64,
+                "ends inside the block": end <= r.va_end, "at or above vstart": r.vstart <= nva,
+                "starts inside the block (or nothing fits above it)":
+                    any_(r.va_start <= nva, top_hole)}
 
     return ex.prove(body, "an accepted block holds the aligned request without wrap, at or "
                     "above vstart, except at the top with vstart == 0 where nothing fits",
@@ -125,7 +127,7 @@ def alloc_outcome(a: Arith, va_start: Any, va_end: Any, size: Any, align: Any, v
 def check_alloc(a: Arith, timeout: float) -> ProofResult:
     ex = Executor(timeout_s=timeout)
     r = _request(ex)
-    x = ex.int("x")  # any address: the partition must hold at every one
+    x = ex.input("x")  # any address: the partition must hold at every one
 
     def body() -> object:
         got = alloc_outcome(a, r.va_start, r.va_end, r.size, r.align, r.vstart, r.vend)
@@ -145,10 +147,14 @@ def check_alloc(a: Arith, timeout: float) -> ProofResult:
             FitType.RE_FIT_TYPE: z3.And(z3.Not(starts), ends),
             FitType.NE_FIT_TYPE: z3.And(z3.Not(starts), z3.Not(ends)),
         }[fit]
-        return all_(_aligned(nva, r.align), end <= MASK64,
-                    r.va_start <= nva, end <= r.va_end, r.vstart <= nva, end <= r.vend,
-                    z3.And(in_block, z3.Not(in_alloc)) == in_rest, ordered, geometry,
-                    len(rest) == NODES_LEFT[fit])
+        return {"aligned": _aligned(nva, r.align), "no wrap past 2^64": end <= MASK64,
+                "inside the block": all_(r.va_start <= nva, end <= r.va_end),
+                "inside [vstart, vend)": all_(r.vstart <= nva, end <= r.vend),
+                "what is left is exactly the block minus the allocation":
+                    z3.And(in_block, z3.Not(in_alloc)) == in_rest,
+                "what is left is non-empty areas in address order": ordered,
+                f"{fit.name} matches where the allocation sits": geometry,
+                f"{fit.name} leaves {NODES_LEFT[fit]} node(s)": len(rest) == NODES_LEFT[fit]}
 
     return ex.prove(body, "an allocation is aligned, inside block and range, without wrap, "
                     "and va_clip leaves exactly the block minus the allocation in the kernel's "
@@ -158,13 +164,13 @@ def check_alloc(a: Arith, timeout: float) -> ProofResult:
 def check_complete(a: Arith, timeout: float) -> ProofResult:
     ex = Executor(timeout_s=timeout)
     r = _request(ex)
-    y = ex.int("y")  # an address where the request does fit
+    y = ex.input("y")  # an address where the request does fit
     ex.assume(y >= r.va_start, y >= r.vstart, _aligned(y, r.align), y + r.size <= r.va_end)
 
     def body() -> object:
         ok = a.is_within_this_va(r.va_start, r.va_end, r.size, r.align, r.vstart)
         nva = a.nva_start_addr(r.va_start, r.size, r.align, r.vstart)
-        return all_(ok, nva <= y)
+        return {"the block is accepted": ok, "at the lowest aligned fit": nva <= y}
 
     return ex.prove(body, "whenever an aligned fit exists in the block, the fit check accepts "
                     "it and picks the lowest one", _replay(a))
@@ -173,7 +179,7 @@ def check_complete(a: Arith, timeout: float) -> ProofResult:
 def check_padding(a: Arith, timeout: float, page_size: int = PAGE_SIZE) -> ProofResult:
     ex = Executor(timeout_s=timeout)
     r = _request(ex)
-    y = ex.int("y")  # where the request fits: aligned, inside the block and the range
+    y = ex.input("y")  # where the request fits: aligned, inside the block and the range
     ex.assume(y >= r.va_start, y >= r.vstart, _aligned(y, r.align),
               y + r.size <= r.va_end, y + r.size <= r.vend)
 
@@ -181,7 +187,8 @@ def check_padding(a: Arith, timeout: float, page_size: int = PAGE_SIZE) -> Proof
         adjust = a.adjust_search_size(r.size, r.align, r.vstart, r.vend, page_size)
         length = a.search_length(r.size, r.align, adjust)
         exact = r.vstart + r.size == r.vend
-        return implies(any_(r.align <= page_size, exact), length <= r.va_end - r.va_start)
+        return {"the search length is at most the block's size":
+                implies(any_(r.align <= page_size, exact), length <= r.va_end - r.va_start)}
 
     return ex.prove(body, "the search length never exceeds a block that fits an exact range or "
                     "a request aligned to at most a page", _replay(a))

@@ -22,7 +22,7 @@ from impl.config import VmapConfig
 from .arith import IMPL, Arith
 from .obligation import Obligation, ProofResult
 from .render import Kind, pages
-from .symbolic import Executor, SymInt, all_, implies
+from .symbolic import Executor, SymInt, implies
 
 MAX_CPUS = 1 << 16
 LONG_MAX = (1 << 63) - 1
@@ -30,8 +30,8 @@ PAGE_SHIFTS = range(12, 19)  # 4 KiB .. 256 KiB pages
 
 
 def _page_size(ex: Executor) -> SymInt:
-    shift = ex.int("page_shift", Kind.COUNT, lo=PAGE_SHIFTS.start, hi=PAGE_SHIFTS.stop - 1)
-    return 1 << shift  # type: ignore[return-value]
+    shift = ex.input("page_shift", Kind.COUNT, lo=PAGE_SHIFTS.start, hi=PAGE_SHIFTS.stop - 1)
+    return 1 << shift
 
 
 def _config_lazy_max(nr_cpus: SymInt | int, page_size: SymInt | int) -> object:
@@ -43,13 +43,15 @@ def _config_lazy_max(nr_cpus: SymInt | int, page_size: SymInt | int) -> object:
 
 def check_bounds(a: Arith, timeout: float) -> ProofResult:
     ex = Executor(timeout_s=timeout)
-    cpus = ex.int("nr_cpus", Kind.COUNT, lo=1, hi=MAX_CPUS)
+    cpus = ex.input("nr_cpus", Kind.COUNT, lo=1, hi=MAX_CPUS)
     page = _page_size(ex)
 
     def body() -> object:
         lmp = a.lazy_max_pages(cpus, page)
-        return all_(lmp > 0, 2 * lmp + 1 <= LONG_MAX, lmp * page >= 32 << 20,
-                    _config_lazy_max(cpus, page) == lmp)
+        return {"positive (nr_purge_helpers divides by it)": lmp > 0,
+                "2 * lazy_max_pages() + 1 fits a long": 2 * lmp + 1 <= LONG_MAX,
+                "at least 32 MiB": lmp * page >= 32 << 20,
+                "VmapConfig.lazy_max_pages agrees": _config_lazy_max(cpus, page) == lmp}
 
     def describe(v: dict[str, int]) -> list[str]:
         lmp = a.lazy_max_pages(v["nr_cpus"], 1 << v["page_shift"])
@@ -61,12 +63,13 @@ def check_bounds(a: Arith, timeout: float) -> ProofResult:
 
 def check_monotone(a: Arith, timeout: float) -> ProofResult:
     ex = Executor(timeout_s=timeout)
-    c1 = ex.int("nr_cpus", Kind.COUNT, lo=1, hi=MAX_CPUS)
-    c2 = ex.int("more_cpus", Kind.COUNT, lo=1, hi=MAX_CPUS)
+    c1 = ex.input("nr_cpus", Kind.COUNT, lo=1, hi=MAX_CPUS)
+    c2 = ex.input("more_cpus", Kind.COUNT, lo=1, hi=MAX_CPUS)
     page = _page_size(ex)
 
     def body() -> object:
-        return implies(c1 <= c2, a.lazy_max_pages(c1, page) <= a.lazy_max_pages(c2, page))
+        return {"more CPUs, no lower threshold":
+                implies(c1 <= c2, a.lazy_max_pages(c1, page) <= a.lazy_max_pages(c2, page))}
 
     def describe(v: dict[str, int]) -> list[str]:
         p = 1 << v["page_shift"]

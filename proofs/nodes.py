@@ -38,15 +38,19 @@ MAX_NODES = 255  # encode_vn_id keeps the id in 8 bits above the flags byte
 
 
 def check_addr_to_node(a: Arith, timeout: float) -> ProofResult:
-    ex = Executor(timeout_s=timeout)
-    addr = ex.int("addr")
-    zone = ex.int("zone_size", Kind.SIZE, lo=1)
-    n = ex.int("nr_nodes", Kind.COUNT, lo=1, hi=MAX_NODES)
+    # Division by a symbolic divisor: the SMT core's rewriting beats bit-blasting by far here.
+    ex = Executor(timeout_s=timeout, smt_first=True)
+    addr = ex.input("addr")
+    zone = ex.input("zone_size", Kind.SIZE, lo=1)
+    n = ex.input("nr_nodes", Kind.COUNT, lo=1, hi=MAX_NODES)
 
     def body() -> object:
         node = a.addr_to_node_id(addr, zone, n)
-        shard = ShardedDesign.addr_to_shard(SimpleNamespace(zone_size=zone, nr_shards=n), addr)
-        return all_(node >= 0, node < n, shard == node)
+        # The designs' method on a stand-in for the design: it reads two attributes.
+        stub: Any = SimpleNamespace(zone_size=zone, nr_shards=n)
+        shard = ShardedDesign.addr_to_shard(stub, addr)  # type: ignore[arg-type]
+        return {"a node in 0..nr_nodes-1": all_(node >= 0, node < n),
+                "the designs' addr_to_shard agrees": shard == node}
 
     def describe(v: dict[str, int]) -> list[str]:
         stub = SimpleNamespace(zone_size=v["zone_size"], nr_shards=v["nr_nodes"])
@@ -119,16 +123,18 @@ def check_scan(a: Arith, timeout: float, max_nodes: int = MAX_NODES,
 
 def check_vn_id(a: Arith, timeout: float) -> ProofResult:
     ex = Executor(timeout_s=timeout)
-    n = ex.int("nr_nodes", Kind.COUNT, lo=1, hi=MAX_NODES)
-    node = ex.int("node_id", Kind.COUNT, hi=MASK32)
-    low = ex.int("low_flags", Kind.FLAGS, hi=(1 << 8) - 1)  # VMAP_RAM, VMAP_BLOCK, ...
+    n = ex.input("nr_nodes", Kind.COUNT, lo=1, hi=MAX_NODES)
+    node = ex.input("node_id", Kind.COUNT, hi=MASK32)
+    low = ex.input("low_flags", Kind.FLAGS, hi=(1 << 8) - 1)  # VMAP_RAM, VMAP_BLOCK, ...
 
     def body() -> object:
         flags = a.encode_vn_id(node, n)
         back = a.decode_vn_id(flags | low, n)
-        return all_(implies(node < n, all_(flags != 0, flags <= MASK32, back == node)),
-                    implies(node >= n, flags == 0),
-                    a.decode_vn_id(low, n) == n)
+        return {"a valid id encodes as non-zero 32-bit flags":
+                    implies(node < n, all_(flags != 0, flags <= MASK32)),
+                "a valid id decodes back, whatever the low flags": implies(node < n, back == node),
+                "an invalid id encodes as no node": implies(node >= n, flags == 0),
+                "flags without an id decode as no node": a.decode_vn_id(low, n) == n}
 
     def describe(v: dict[str, int]) -> list[str]:
         flags = a.encode_vn_id(v["node_id"], v["nr_nodes"])
@@ -141,14 +147,15 @@ def check_vn_id(a: Arith, timeout: float) -> ProofResult:
 
 def check_pool_index(a: Arith, timeout: float, page_size: int = PAGE_SIZE) -> ProofResult:
     ex = Executor(timeout_s=timeout)
-    npages = ex.int("pages", Kind.COUNT, lo=1, hi=(1 << 64) // page_size - 1)
+    npages = ex.input("pages", Kind.COUNT, lo=1, hi=(1 << 64) // page_size - 1)
 
     def body() -> object:
         idx = a.size_to_va_pool_idx(npages * page_size, page_size)
         if idx is None:
-            return npages > MAX_VA_SIZE_PAGES
-        return all_(npages <= MAX_VA_SIZE_PAGES, idx >= 0, idx < MAX_VA_SIZE_PAGES,
-                    (idx + 1) * page_size == npages * page_size)
+            return {"no class only beyond MAX_VA_SIZE_PAGES": npages > MAX_VA_SIZE_PAGES}
+        return {"a class only up to MAX_VA_SIZE_PAGES": npages <= MAX_VA_SIZE_PAGES,
+                "a class in 0..MAX_VA_SIZE_PAGES-1": all_(idx >= 0, idx < MAX_VA_SIZE_PAGES),
+                "class p-1 for p pages": (idx + 1) * page_size == npages * page_size}
 
     def describe(v: dict[str, int]) -> list[str]:
         return [f"size_to_va_pool_idx -> {a.size_to_va_pool_idx(v['pages'] * page_size, page_size)}"]

@@ -31,12 +31,15 @@ from typing import Generic, Literal, TypeVar
 
 import z3
 
+from impl.config import PAGE_SIZE
+
 from .obligation import ProofResult, Status
 from .render import Kind, render
 
 T = TypeVar("T")
 MASK64 = (1 << 64) - 1
 DEFAULT_WIDTH = 72
+NICE_MS = 2000
 # Tactic pipelines tried in turn by ``Executor._solve``.
 TACTICS = (
     ("simplify", "propagate-values", "solve-eqs", "bit-blast", "sat"),
@@ -144,7 +147,7 @@ class SymInt:
                what: str, reflected: bool = False) -> SymInt:
         o = self._operand(other)
         if o is None:
-            return NotImplemented
+            return NotImplemented  # type: ignore[no-any-return]
         (a, ab), (b, bb) = ((o, (self.expr, self.bounds)) if reflected
                             else ((self.expr, self.bounds), o))
         bounds = interval(ab, bb) if interval is not None and ab and bb else None
@@ -223,7 +226,7 @@ class SymInt:
     def _shift(self, other: object, reflected: bool, left: bool) -> SymInt:
         o = self._operand(other)
         if o is None:
-            return NotImplemented
+            return NotImplemented  # type: ignore[no-any-return]
         (a, ab), (b, bb) = ((o, (self.expr, self.bounds)) if reflected
                             else ((self.expr, self.bounds), o))
         w = self.ex.width
@@ -251,7 +254,7 @@ class SymInt:
     def _divmod(self, other: object, reflected: bool, want_mod: bool) -> SymInt:
         o = self._operand(other)
         if o is None:
-            return NotImplemented
+            return NotImplemented  # type: ignore[no-any-return]
         (a, ab), (b, bb) = ((o, (self.expr, self.bounds)) if reflected
                             else ((self.expr, self.bounds), o))
         if bb is None or bb[0] <= 0 <= bb[1]:
@@ -309,7 +312,7 @@ class SymInt:
              decided: Callable[[tuple[int, int], tuple[int, int]], bool | None]) -> SymBool:
         o = self._operand(other)
         if o is None:
-            return NotImplemented
+            return NotImplemented  # type: ignore[no-any-return]
         b, bb = o
         if self.bounds is not None and bb is not None:
             known = decided(self.bounds, bb)
@@ -438,10 +441,12 @@ class Executor:
     """
 
     def __init__(self, width: int = DEFAULT_WIDTH, timeout_s: float = 30.0,
-                 max_paths: int = 4096) -> None:
+                 max_paths: int = 4096, smt_first: bool = False) -> None:
         self.width = width
+        self.smt_first = smt_first
         self.max_paths = max_paths
         self.vars: list[Var] = []
+        self.nice: list[z3.BoolRef] = []  # preferred, not required, of a counterexample
         self._pre: list[z3.BoolRef] = []
         self.timeout_ms = max(1, int(timeout_s * 1000))
         self._prefix: list[bool] = []
@@ -462,13 +467,15 @@ class Executor:
         """Are all values in ``bounds`` representable in the model's width?"""
         return -(1 << (self.width - 1)) <= bounds[0] and bounds[1] < 1 << (self.width - 1)
 
-    def int(self, name: str, kind: Kind = Kind.ADDR, lo: int = 0, hi: int = MASK64) -> SymInt:
+    def input(self, name: str, kind: Kind = Kind.ADDR, lo: int = 0, hi: int = MASK64) -> SymInt:
         """A symbolic input ranging over ``lo..hi`` (default: every ``unsigned long``)."""
         if not 0 <= lo <= hi < 1 << (self.width - 1):
             raise SymbolicError(f"input range {lo:#x}..{hi:#x} does not fit the model")
         x = SymInt(self, z3.BitVec(name, self.width), (lo, hi))
         bounds = [x.expr >= self.const(lo), x.expr <= self.const(hi)]
         self._pre += bounds
+        if kind in (Kind.ADDR, Kind.SIZE) and hi >= PAGE_SIZE:
+            self.nice.append(x.expr & (PAGE_SIZE - 1) == 0)
         self.vars.append(Var(name, kind, x))
         return x
 
@@ -508,7 +515,7 @@ class Executor:
 
     def _feasible(self, cond: z3.BoolRef) -> bool:
         # unknown counts as feasible: exploring a path too many is sound, one too few is not.
-        return self._solve([*self._path, cond]).result != z3.unsat
+        return bool(self._solve([*self._path, cond]).result != z3.unsat)
 
     def _solve(self, extra: Sequence[z3.BoolRef]) -> Answer:
         """One query, answered by a small portfolio of bit-blasting tactics on fresh solvers.
@@ -517,10 +524,12 @@ class Executor:
         twenty times faster than the incremental SMT core, which is why each query starts from
         scratch instead of using push/pop.  Which preprocessing wins varies wildly from query to
         query (0.5 s against 20 s), so the tactics take turns with growing time slices until
-        the query's budget is spent."""
+        the query's budget is spent.  Z3's default solver takes its turn second: it is slow on
+        the adders but fast on division by a symbolic divisor, where bit-blasting stalls."""
         self.checks += 1
-        spent, slice_ms, reason = 0, 1500, "timeout"
-        tactics: list[tuple[str, ...] | None] = [*TACTICS, None]
+        spent, slice_ms, reason = 0, 4000 if self.smt_first else 500, "timeout"
+        tactics: list[tuple[str, ...] | None] = (
+            [None, *TACTICS] if self.smt_first else [TACTICS[0], None, *TACTICS[1:]])
         while spent < self.timeout_ms and tactics:
             for tactic in list(tactics):
                 budget = min(slice_ms, self.timeout_ms - spent)
@@ -544,6 +553,13 @@ class Executor:
             slice_ms *= 4
         return Answer(z3.unknown, None, f"{reason} after {spent / 1000:.3g} s")
 
+    def _solve_once(self, extra: Sequence[z3.BoolRef], ms: int) -> Answer:
+        solver = z3.Then(*TACTICS[0]).solver()
+        solver.set("timeout", ms)
+        solver.add(*self._pre, *extra)
+        r = solver.check()
+        return Answer(r, solver.model() if r == z3.sat else None, "")
+
     def explore(self, fn: Callable[[], T]) -> list[Path[T]]:
         """Every feasible path of ``fn`` (which reads the symbolic inputs it closes over)."""
         # Side conditions met while declaring inputs and assumptions hold on every path.
@@ -561,10 +577,13 @@ class Executor:
         return out
 
     # ------------------------------------------------------------------ proving
-    def prove(self, fn: Callable[[], SymBool | z3.BoolRef | bool], detail: str,
+    def prove(self, fn: Callable[[], object], detail: str,
               describe: Callable[[dict[str, int]], list[str]] | None = None) -> ProofResult:
         """Prove that ``fn``'s returned claim holds on every path, for every input allowed by
-        the declared ranges and assumptions; ``describe`` replays a counterexample concretely."""
+        the declared ranges and assumptions; ``describe`` replays a counterexample concretely.
+
+        The claim is a truth value (symbolic or not) or a dict naming its parts, so that a
+        counterexample says which part fails."""
         try:
             paths = self.explore(fn)
         except (SymbolicError, PathLimit) as exc:
@@ -581,7 +600,7 @@ class Executor:
             return ProofResult.unknown(reasons[0], paths=len(paths), checks=self.checks)
         return ProofResult.proved(detail, paths=len(paths), checks=self.checks)
 
-    def _prove_path(self, path: Path[SymBool | z3.BoolRef | bool],
+    def _prove_path(self, path: Path[object],
                     describe: Callable[[dict[str, int]], list[str]] | None) -> ProofResult | None:
         if path.side:
             bad = z3.Not(z3.And([s.expr for s in path.side]))
@@ -600,20 +619,26 @@ class Executor:
                 return ProofResult.unknown(f"solver: {ans.reason}")
         # Each conjunct on its own: smaller circuits, and bit-blasting time grows much faster
         # than linearly with the size of the formula.
-        claim = z3.simplify(formula(path.value))
-        parts = claim.children() if z3.is_and(claim) else [claim]
         unknown = ""
-        for part in parts:
-            if z3.is_true(part):
-                continue
+        for label, part in _conjuncts(path.value):
             ans = self._solve([*path.condition, z3.Not(part)])
             if ans.result == z3.unsat:
                 continue
             if ans.model is None:
                 unknown = unknown or ans.reason
                 continue
-            return self._counterexample("claim fails", self._values(ans.model), describe)
+            model = self._nicer(path.condition, part) or ans.model
+            return self._counterexample(f"fails: {label}" if label else "claim fails",
+                                        self._values(model), describe)
         return ProofResult.unknown(f"solver: {unknown}") if unknown else None
+
+    def _nicer(self, condition: Sequence[z3.BoolRef], part: z3.BoolRef) -> z3.ModelRef | None:
+        """A counterexample with page-aligned addresses and sizes, if there is one: easier to
+        read than the first model the solver finds."""
+        if not self.nice:
+            return None
+        ans = self._solve_once([*condition, z3.Not(part), *self.nice], NICE_MS)
+        return ans.model
 
     def _values(self, model: z3.ModelRef) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -640,3 +665,16 @@ class Executor:
 
 def _with_stats(r: ProofResult, **stats: int) -> ProofResult:
     return ProofResult(r.status, r.detail, r.model, r.notes, {**r.stats, **stats})
+
+
+def _conjuncts(value: object) -> list[tuple[str, z3.BoolRef]]:
+    """The parts of a claim, each with its name ("" when the claim names none)."""
+    if isinstance(value, dict):
+        out: list[tuple[str, z3.BoolRef]] = []
+        for label, part in value.items():
+            out += [(label, f) for _, f in _conjuncts(part)]
+        return out
+    assert isinstance(value, (SymBool, z3.BoolRef, bool))
+    claim = z3.simplify(formula(value))
+    parts = claim.children() if z3.is_and(claim) else [claim]
+    return [("", p) for p in parts if not z3.is_true(p)]
