@@ -16,7 +16,6 @@ goes to stderr through rich when ``checker.output.progress_enabled()``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,5 +204,3 @@ class _Bar:
             f"{st['distinct_states']:,} states  depth {st['depth']}  "
             f"frontier {st['frontier']:,}  {st['states_per_second']:,}/s"))
 
-
-ProgressFn = Callable[[dict[str, Any]], None]
