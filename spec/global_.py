@@ -386,3 +386,26 @@ class GlobalSpec:
                 return None
             return lazy_nr
         self.b.invariant("vmap_lazy_nr", make)
+        self.add_slot_invariant([self.BUSY])
+
+    def add_slot_invariant(self, busy: list[int]) -> None:
+        """Placement of allocations: an area a thread got and has not freed yet is in a busy
+        tree (or still in the thread's hands, between two critical sections)."""
+        def make(spec: Spec) -> Callable[[tuple[Any, ...]], str | None]:
+            held = spec.slots_held(busy)
+
+            def allocated(s: tuple[Any, ...]) -> str | None:
+                if held(s):
+                    return None
+                for k, a in enumerate(spec.actor_index):
+                    for slot, i in spec.slot_index[k].items():
+                        m = s[a][i] >> 8
+                        where = s[a][HAND]
+                        for f in busy:
+                            where |= s[f]
+                        if m & ~where:
+                            return (f"{spec.actor_names[k]}'s area {slot} = {fmt(m)} is in no "
+                                    f"busy tree and not in its hands")
+                return "an allocated area left the busy trees"
+            return allocated
+        self.b.invariant("allocated", make)

@@ -488,3 +488,4 @@ class NodesSpec(GlobalSpec):
 
         self.b.invariant("vmap_lazy_nr", make_nr)
         self.b.invariant("placement", make_placement)
+        self.add_slot_invariant(list(self.BUSYN))

@@ -448,3 +448,4 @@ class PercpuSpec(GlobalSpec):
 
         self.b.invariant("vmap_lazy_nr", make_nr)
         self.b.invariant("placement", make_placement)
+        self.add_slot_invariant(list(self.BUSYZ))

@@ -161,6 +161,26 @@ class SpecViews:
         fn: Callable[[State], int] = env["f"]
         return fn
 
+    def slots_held(self, busy_fields: list[int]) -> Callable[[State], bool]:
+        """``f(s)``: every area a thread allocated and has not freed (a non-empty slot) is in
+        one of ``busy_fields`` or in the thread's hands (generated for the layout)."""
+        slot_index: list[dict[str, int]] = getattr(self, "slot_index", [])
+        lines = ["def f(s):", f"    b = {' | '.join(f's[{f}]' for f in busy_fields) or '0'}"]
+        for k, a in enumerate(self.actor_index):
+            idx = sorted(slot_index[k].values()) if k < len(slot_index) else []
+            if not idx:
+                continue
+            lines.append(f"    t = s[{a}]")
+            lines.append(f"    h = ~(t[{HAND}] | b)")
+            cond = " or ".join(f"(t[{i}] >> {AREA_SHIFT}) & h" for i in idx)
+            lines.append(f"    if {cond}:")
+            lines.append("        return False")
+        lines.append("    return True")
+        env: dict[str, Any] = {}
+        exec("\n".join(lines), env)  # noqa: S102 - generated from the layout
+        fn: Callable[[State], bool] = env["f"]
+        return fn
+
     def owners(self, s: State) -> list[tuple[str, int]]:
         """Every owner of pages in ``s`` with its mask (slow; for messages)."""
         out: list[tuple[str, int]] = []

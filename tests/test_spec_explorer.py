@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from spec.compile import Builder, Spec
 from spec.explorer import explore
+from spec.global_ import GlobalSpec
 from spec.params import SpecParams
 from spec.program import Alloc, Find, Free, Op, Purge, ThreadProgram, default_programs
 from spec.protocol import HAND, Act, ActorDef, Sec, SpecAssertion
@@ -203,3 +204,26 @@ def test_a_step_assertion_is_a_violation_with_the_failing_step() -> None:
     res = explore(b.build())
     assert res.violation is not None and res.violation.invariant == "toy"
     assert res.violation.trace[-1].changes == {"assertion": "boom"}
+
+
+class _InsertIntoFree(GlobalSpec):
+    """Allocation puts the area back into the free space instead of the busy tree: every page
+    still has one owner and the counter is right, but the thread's area is not where an
+    allocation lives."""
+
+    def alloc(self, op: Alloc, slot: int) -> list[Any]:
+        instrs = super().alloc(op, slot)
+        FREE = self.FREE
+
+        def to_free(S: list[Any], t: list[Any]) -> None:
+            area = t[slot] >> 8
+            t[HAND] &= ~area
+            S[FREE] |= area
+        return [Sec("insert: hand -> free (wrong)", (self.L_FREE,), to_free, touches=(FREE,))
+                if isinstance(i, Sec) and i.what.startswith("insert") else i for i in instrs]
+
+
+def test_an_allocation_outside_the_busy_tree_breaks_placement() -> None:
+    res = explore(_InsertIntoFree(params(2, 1)).build())
+    assert res.violation is not None and res.violation.invariant == "allocated"
+    assert "is in no busy tree" in res.violation.message
