@@ -34,26 +34,15 @@ from functools import partial
 from typing import ClassVar
 
 from .config import VmapConfig
-from .designs.base import Range, Snapshot, VmapDesign
+from .designs.base import Range, Snapshot
+from .designs.free_space import GlobalFreeSpace
 from .errors import AllocationFailed, InvariantViolation, UnknownAddress
-from .freespace import alloc_from_tree, merge_or_add_vmap_area
-from .intervals import FitType
+from .freespace import merge_or_add_vmap_area
 from .rbtree import RBTree, VmapArea
 from .runtime import Atomic, Lock, LockKind, Runtime, Work
 
 
-def check_coalesced(tree: RBTree, label: str) -> None:
-    """No two areas of ``tree`` touch: ``merge_or_add_vmap_area`` would have merged them."""
-    prev_end: int | None = None
-    for start, end in tree.ranges():
-        if prev_end == start:
-            raise InvariantViolation(
-                f"{label}: coalesced",
-                f"adjacent areas ending and starting at {start:#x} were not merged")
-        prev_end = end
-
-
-class ShardedDesign(VmapDesign):
+class ShardedDesign(GlobalFreeSpace):
     """Base of ``nodes`` and ``percpu``; not a design by itself (no ``name``)."""
 
     # Lock and structure names: "<shard_prefix>[i].busy.lock" etc., lock class
@@ -69,31 +58,23 @@ class ShardedDesign(VmapDesign):
         self.nr_shards = nr_shards
         self.zone_size = zone_size
         p, c = self.shard_prefix, self.shard_class
-        self.free_vmap_area_lock: Lock = self._new_lock("free_vmap_area_lock")
+        self._init_free_space()
         self.vmap_purge_lock: Lock = self._new_lock("vmap_purge_lock", kind=LockKind.MUTEX)
         self.busy_lock: list[Lock] = [
             self._new_lock(f"{p}[{i}].busy.lock", f"{c}.busy.lock") for i in range(nr_shards)]
         self.lazy_lock: list[Lock] = [
             self._new_lock(f"{p}[{i}].lazy.lock", f"{c}.lazy.lock") for i in range(nr_shards)]
         self.vmap_lazy_nr: Atomic = rt.atomic("vmap_lazy_nr")
-        self.free_vmap_area_root = rt.shared(
-            "free_vmap_area_root", RBTree(augmented=True, name="free_vmap_area_root"))
         self.busy_root: list[RBTree] = [
             rt.shared(f"{p}[{i}].busy.root", RBTree(name=f"{p}[{i}].busy.root"))
             for i in range(nr_shards)]
         self.lazy_root: list[RBTree] = [
             rt.shared(f"{p}[{i}].lazy.root", RBTree(name=f"{p}[{i}].lazy.root"))
             for i in range(nr_shards)]
-        # ne_fit_preload_node: one spare per CPU, installed and used under free_vmap_area_lock.
-        self.ne_fit_preload_node = rt.shared(
-            "ne_fit_preload_node", [False] * self.config.nr_cpus)
         self.drain_vmap_work: Work = rt.work("drain_vmap_work", self.drain_vmap_area_work)
         self.lazy_max = self.config.lazy_max_pages
         self.purges = 0
         self.retries = 0
-        # vmap_init_free_space: before any thread exists, so no lock is needed.
-        self.free_vmap_area_root.insert(VmapArea(self.vmalloc_start, self.vmalloc_end))
-        self._register_check("free tree", [self.free_vmap_area_lock], self.check_free_tree)
         for i in range(nr_shards):
             self._register_check(f"{p}[{i}] busy", [self.busy_lock[i]],
                                  partial(self.check_busy_shard, i))
@@ -119,22 +100,6 @@ class ShardedDesign(VmapDesign):
                     f"vmap allocation for size {size} failed: use vmalloc=<size> to increase size")
             self.reclaim_and_purge_vmap_areas()
             purged = True
-
-    def alloc_free_space(self, size: int, align: int, vstart: int, vend: int) -> int | None:
-        """``preload_this_cpu_lock`` + ``__alloc_vmap_area`` under ``free_vmap_area_lock``."""
-        cpu = self.rt.cpu_id() % self.config.nr_cpus
-        with self.free_vmap_area_lock:
-            spare = self.ne_fit_preload_node
-            spare[cpu] = True  # refilled before the lock; installed under it
-            got = alloc_from_tree(self.free_vmap_area_root, size, align, vstart, vend,
-                                  self.page_size)
-            if got is None:
-                return None
-            addr, fit = got
-            if fit is FitType.NE_FIT_TYPE:
-                spare[cpu] = False
-            self._hand_take((addr, addr + size))
-        return addr
 
     def reclaim_and_purge_vmap_areas(self) -> None:
         """Allocation failed: purge everything the design holds back, then the caller retries."""
@@ -268,10 +233,6 @@ class ShardedDesign(VmapDesign):
     def held_back_areas(self) -> dict[str, tuple[Range, ...]]:
         """Free space a shard holds for reuse (pools, caches), by snapshot key."""
         return {}
-
-    def check_free_tree(self) -> None:
-        self.free_vmap_area_root.check()
-        check_coalesced(self.free_vmap_area_root, "free tree")
 
     def check_busy_shard(self, i: int) -> None:
         """The busy tree is well formed and holds only areas whose start maps to shard ``i``."""

@@ -23,52 +23,42 @@ from __future__ import annotations
 
 from ..config import VmapConfig
 from ..errors import AllocationFailed, InvariantViolation, UnknownAddress
-from ..freespace import alloc_from_tree, merge_or_add_vmap_area
-from ..intervals import FitType
+from ..freespace import merge_or_add_vmap_area
 from ..rbtree import RBTree, VmapArea
 from ..runtime import LockKind, Runtime
-from .base import Range, Snapshot, VmapDesign
+from .base import Range, Snapshot
+from .free_space import GlobalFreeSpace
 
 
-class GlobalDesign(VmapDesign):
+class GlobalDesign(GlobalFreeSpace):
     name = "global"
     description = "Linux 6.1-6.8: global free, busy and purge spinlocks, purge mutex, drain worker"
 
     def __init__(self, runtime: Runtime, config: VmapConfig | None = None) -> None:
         super().__init__(runtime, config)
         rt = self.rt
-        self.free_vmap_area_lock = self._new_lock("free_vmap_area_lock")
+        self._init_free_space()
         self.vmap_area_lock = self._new_lock("vmap_area_lock")
         self.purge_vmap_area_lock = self._new_lock("purge_vmap_area_lock")
         self.vmap_purge_lock = self._new_lock("vmap_purge_lock", kind=LockKind.MUTEX)
         self.vmap_lazy_nr = rt.atomic("vmap_lazy_nr")
-        self.free_vmap_area_root = rt.shared("free_vmap_area_root", self._make_free_tree())
         self.vmap_area_root = rt.shared("vmap_area_root", RBTree(name="vmap_area_root"))
         self.purge_vmap_area_root = rt.shared(
             "purge_vmap_area_root", RBTree(name="purge_vmap_area_root"))
-        # ne_fit_preload_node: one spare per CPU, used under free_vmap_area_lock.
-        self.ne_fit_preload_node = rt.shared(
-            "ne_fit_preload_node", [False] * self.config.nr_cpus)
         self.drain_vmap_work = rt.work("drain_vmap_work", self.drain_vmap_area_work)
         self.lazy_max = self.config.lazy_max_pages
         self.purges = 0
         self.retries = 0
-        # vmap_init_free_space: before any thread exists, so no lock is needed.
-        self.free_vmap_area_root.insert(VmapArea(self.vmalloc_start, self.vmalloc_end))
-        self._register_check("free tree", [self.free_vmap_area_lock], self.check_free_tree)
         self._register_check("busy tree", [self.vmap_area_lock],
                              lambda: self.vmap_area_root.check())
         self._register_check("purge tree", [self.purge_vmap_area_lock],
                              lambda: self.purge_vmap_area_root.check())
 
-    def _make_free_tree(self) -> RBTree:
-        return RBTree(augmented=True, name="free_vmap_area_root")
-
     # ------------------------------------------------------------------ alloc
     def _alloc(self, size: int, align: int, vstart: int, vend: int) -> int:
         purged = False
         while True:
-            addr = self._alloc_free_space(size, align, vstart, vend)
+            addr = self.alloc_free_space(size, align, vstart, vend)
             if addr is not None:
                 break
             if purged:
@@ -86,22 +76,6 @@ class GlobalDesign(VmapDesign):
         # setup_vmalloc_vm() takes vmap_area_lock a second time to publish va->vm.
         with self.vmap_area_lock:
             pass
-        return addr
-
-    def _alloc_free_space(self, size: int, align: int, vstart: int, vend: int) -> int | None:
-        """preload_this_cpu_lock + __alloc_vmap_area under free_vmap_area_lock."""
-        cpu = self.rt.cpu_id()
-        with self.free_vmap_area_lock:
-            spare = self.ne_fit_preload_node
-            spare[cpu] = True  # refilled before the lock; installed under it
-            got = alloc_from_tree(self.free_vmap_area_root, size, align, vstart, vend,
-                                  self.page_size)
-            if got is None:
-                return None
-            addr, fit = got
-            if fit is FitType.NE_FIT_TYPE:
-                spare[cpu] = False
-            self._hand_take((addr, addr + size))
         return addr
 
     def insert_busy(self, area: Range) -> None:
@@ -207,18 +181,6 @@ class GlobalDesign(VmapDesign):
             **self._hand_areas(),
         }
         return Snapshot(areas, {"vmap_lazy_nr": self.lazy_nr()})
-
-    def check_free_tree(self) -> None:
-        tree = self.free_vmap_area_root
-        tree.check()
-        prev: VmapArea | None = None
-        for va in tree:
-            if prev is not None and prev.va_end == va.va_start:
-                raise InvariantViolation(
-                    "free tree: coalesced",
-                    f"adjacent free areas [{prev.va_start:#x}, {prev.va_end:#x}) and "
-                    f"[{va.va_start:#x}, {va.va_end:#x}) were not merged")
-            prev = va
 
     def check_at_rest(self) -> None:
         lazy_pages = sum(self.pages(r) for r in self.purge_vmap_area_root.ranges())

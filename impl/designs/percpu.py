@@ -85,8 +85,9 @@ from ..freespace import alloc_from_tree, merge_or_add_vmap_area, va_clip
 from ..intervals import FitType, nva_start_addr
 from ..rbtree import RBTree, VmapArea
 from ..runtime import Atomic, Lock, Runtime
-from ..sharded import ShardedDesign, check_coalesced
+from ..sharded import ShardedDesign
 from .base import Range
+from .free_space import check_coalesced
 
 # "A low watermark is 3 pages": a zone whose largest block is smaller pre-fetches a new chunk.
 LOW_WATERMARK_PAGES = 4

@@ -128,7 +128,7 @@ class GlobalMutexUnderSpin(GlobalMutant):
     expected = "exception"
     catalog = {"threads": 1, "ops": 2, "pages": 2}
 
-    def _alloc_free_space(self, size: int, align: int, vstart: int, vend: int) -> int | None:
+    def alloc_free_space(self, size: int, align: int, vstart: int, vend: int) -> int | None:
         cpu = self.rt.cpu_id()
         with self.free_vmap_area_lock:
             spare = self.ne_fit_preload_node
