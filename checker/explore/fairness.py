@@ -15,8 +15,9 @@ iteration repeats forever: that is a real livelock, and the execution reports it
 B4, a drain spinning forever).  A yielding thread still runs when nothing else can (it may hold
 the lock the others wait for).
 
-A thread is compared with itself at its second and third arrival at a point, so each spin costs
-two loop iterations before the thread yields.  The comparison covers the design's snapshot,
+A thread is compared with itself from its second arrival at a point on: first its innermost
+frame (cheap, and enough to tell a loop that moved on), then, when that matches, everything; a
+spin costs three loop iterations before the thread yields.  The comparison covers the design's snapshot,
 every lock owner, atomic value and work state, and the thread's own frames (code position and
 local variables, compared by value for plain data and by identity for objects).
 
@@ -137,10 +138,13 @@ class SpinDetector:
         # Coming back to a line in a later operation is not a loop; only a revisit within
         # the same operation (a retry, the drain's repeat) needs the expensive comparison.
         point = (p.key, p.action, p.line, p.file, t.op_seq)
-        inner = frames_fingerprint(t, innermost_only=True)
         prev = run.visits.get(point)
-        if prev is None or prev[0] != inner:
-            # First arrival, or the loop variables moved on: cheap to tell, nothing to compare.
+        if prev is None:
+            run.visits[point] = (None, None, run.contended)
+            return
+        inner = frames_fingerprint(t, innermost_only=True)
+        if prev[0] != inner:
+            # The loop variables moved on (or the first revisit): cheap to tell, no comparison.
             run.visits[point] = (inner, None, run.contended)
             return
         fp = (frames_fingerprint(t), state_fingerprint(rt, self.design))
