@@ -80,3 +80,20 @@ def test_lockset_is_quiet_on_the_correct_global_design() -> None:
     result = model_check("global", catalog_scenario({"threads": 2, "ops": 1}, "x"),
                          observers=[obs], track_access=True)
     assert result.findings == [] and obs.accesses > 0
+
+
+@pytest.mark.parametrize(("design", "cycle"), [("global-abba", True), ("global", False)])
+def test_lock_graph_from_a_stress_run(design: str, cycle: bool) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from checker.cli import cli
+
+    out = CliRunner().invoke(cli, ["stress", "--design", design, "--threads", "2", "--test",
+                                   "fix_size,vmallocinfo", "--loops", "200", "--lock-order",
+                                   "--json"])
+    result = json.loads(out.stdout[out.stdout.index("{"):])
+    found = [f for f in result["findings"] if f["kind"] == "lock-order"]
+    assert bool(found) is cycle
+    assert out.exit_code == (1 if cycle else 0)

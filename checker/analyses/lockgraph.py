@@ -195,3 +195,13 @@ class LockGraphObserver:
                 self._reported.add(key)
                 fresh.append(f)
         return fresh
+
+
+def from_stress_edges(edges: Iterable[tuple[str, str, str, int]],
+                      kinds: dict[str, str]) -> LockOrderGraph:
+    """The graph of a stress run: ``(held_class, acquired_class, source, count)`` edges as the
+    instrumented locks record them, with each class's kind (spinlock or mutex)."""
+    return from_edges(
+        NestingEdge(held=h, acquired=a, location=src, thread="stress",
+                    held_kind=kinds.get(h, "spinlock"), acquired_kind=kinds.get(a, "spinlock"))
+        for h, a, src, _count in edges)

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from impl.designs import VmapDesign, builtin_designs
 
+from ..analyses.lockgraph import from_stress_edges
 from ..designs import design_names, resolve_design
 from ..output import finish, json_option, progress_enabled, seed_option, stderr_console
 from ..result import Finding, Outcome, Result
@@ -265,6 +266,12 @@ def _result(runs: list[RunResult], comp: dict[str, Any], head: dict[str, Any] | 
             skipped: list[str], config: dict[str, Any]) -> Result:
     result = Result("stress", config=config)
     for r in runs:
+        if r.lockstat is not None and r.lockstat.order_edges:
+            kinds = {c.lock_class: c.kind for c in r.lockstat.classes}
+            graph = from_stress_edges(r.lockstat.order_edges, kinds)
+            for f in graph.findings():
+                result.findings.append(Finding(f.kind, f"{r.design} × {r.threads}: {f.message}",
+                                               f.trace))
         for f in r.findings:
             trace = dict(f.trace) if isinstance(f.trace, dict) else {"detail": f.trace}
             trace.update(design=r.design, threads=r.threads)
