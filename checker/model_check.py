@@ -141,7 +141,7 @@ def model_check(design: type[VmapDesign] | str, scenario: Scenario | None = None
                 timeout: float | None = None, seed: int = 0, pct_depth: int = 3,
                 observers: Sequence[Observer] = (), track_access: bool = False,
                 max_steps: int | None = None, stop_on_first: bool = True, shrink: bool = True,
-                state_cache: bool = False,
+                state_cache: bool | None = None,
                 progress: Callable[[SearchStats], None] | None = None) -> Result:
     """Search the interleavings of ``design`` running ``scenario``; see the module note."""
     design_cls = resolve_design(design) if isinstance(design, str) else design
@@ -155,6 +155,10 @@ def model_check(design: type[VmapDesign] | str, scenario: Scenario | None = None
         raise ValueError("pct_depth must be at least 1")
     if strategy in ("random", "pct") and max_executions is None and timeout is None:
         max_executions = DEFAULT_RUNS
+    if state_cache is None:
+        # The cache pays for its fingerprints in the unbounded search (it cuts executions
+        # several-fold there); under a preemption bound it saves too few to be worth it.
+        state_cache = strategy == "dfs" and reduction and preemption_bound is None
     blind = [type(o).__name__ for o in observers if not callable(getattr(o, "state_key", None))]
     cache_note = None
     if state_cache and blind:

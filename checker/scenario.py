@@ -24,15 +24,29 @@ from impl.intervals import is_power_of_2
 from spec.program import Alloc, Find, Free, Op, Purge, ThreadProgram
 
 # Defaults of the default scenario.  Small enough to search exhaustively, tight enough that
-# the interesting paths are reachable: with two threads, one allocating 1 page and the other 2,
-# a range of 2 pages can run out (an allocation fails, purges under the mutex and retries,
-# and may fail for good); a lazy threshold of 1 page makes a 2-page free queue the drain.
+# the interesting paths are reachable at every size: the range (``default_pages``) is too small
+# for every thread to hold its largest area while lazily freed areas wait for a purge, so an
+# allocation can fail, purge under the mutex and retry (and fail for good); the drain threshold
+# (``default_lazy_max``) is below what the threads free, so the drain worker runs.  With two
+# threads and one operation each (one allocates 1 page, the other 2): 2 pages, threshold 1.
 DEFAULT_THREADS = 2
 DEFAULT_OPS = 1
-DEFAULT_PAGES = 2
-DEFAULT_LAZY_MAX = 1
 DEFAULT_CPUS = 2
 DEFAULT_SIZES: tuple[int, ...] = (1, 2)
+
+
+def default_pages(threads: int, ops: int) -> int:
+    """``threads + ops - 1``: 2 pages for 2x1, 3 for 2x2, 4 for 3x2."""
+    return max(threads + ops - 1, max(DEFAULT_SIZES))
+
+
+def default_lazy_max(threads: int, ops: int) -> int:
+    """``threads + ops - 2``: one page below the default range."""
+    return max(threads + ops - 2, 0)
+
+
+DEFAULT_PAGES = default_pages(DEFAULT_THREADS, DEFAULT_OPS)
+DEFAULT_LAZY_MAX = default_lazy_max(DEFAULT_THREADS, DEFAULT_OPS)
 
 
 class ScenarioError(ValueError):
@@ -94,11 +108,16 @@ def default_programs(threads: int, ops: int, cpus: int,
 
 
 def default_scenario(threads: int = DEFAULT_THREADS, ops: int = DEFAULT_OPS,
-                     pages: int = DEFAULT_PAGES, lazy_max: int = DEFAULT_LAZY_MAX,
+                     pages: int | None = None, lazy_max: int | None = None,
                      cpus: int = DEFAULT_CPUS,
                      sizes: tuple[int, ...] = DEFAULT_SIZES) -> Scenario:
     """Each thread ``ops`` times allocates a size from ``sizes`` and frees it
-    (``default_programs``)."""
+    (``default_programs``); ``pages`` and ``lazy_max`` default to ``default_pages`` and
+    ``default_lazy_max`` of the shape."""
+    if pages is None:
+        pages = default_pages(threads, ops)
+    if lazy_max is None:
+        lazy_max = default_lazy_max(threads, ops)
     for label, value in (("threads", threads), ("ops", ops), ("pages", pages), ("cpus", cpus)):
         if value < 1:
             raise ScenarioError(f"{label}: must be at least 1, got {value}")

@@ -32,6 +32,9 @@ def test_default_scenario_shape() -> None:
     assert [p.ops[0] for p in sc.programs] == [Alloc(1, "a0"), Alloc(2, "a0")]
     assert all(p.ops[1] == Free("a0") for p in sc.programs)
     three = default_scenario(threads=3, ops=2, cpus=2)
+    assert (three.config.pages, three.config.lazy_max_pages) == (4, 3)
+    assert (default_scenario(2, 2).config.pages, default_scenario(2, 2).config.lazy_max) == (3, 2)
+    assert default_scenario(2, 2, pages=9, lazy_max=0).config.pages == 9
     assert [p.cpu for p in three.programs] == [0, 1, 0]
     assert [len(p.ops) for p in three.programs] == [4, 4, 4]
 

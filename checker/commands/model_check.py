@@ -23,9 +23,7 @@ from ..output import finish, json_option, progress_enabled, seed_option, stderr_
 from ..result import Outcome, Result
 from ..scenario import (
     DEFAULT_CPUS,
-    DEFAULT_LAZY_MAX,
     DEFAULT_OPS,
-    DEFAULT_PAGES,
     DEFAULT_SIZES,
     DEFAULT_THREADS,
     Scenario,
@@ -65,8 +63,7 @@ def build_scenario(scenario_file: str | None, shape: dict[str, Any]) -> Scenario
     try:
         return default_scenario(
             threads=given.get("threads", DEFAULT_THREADS), ops=given.get("ops", DEFAULT_OPS),
-            pages=given.get("pages", DEFAULT_PAGES),
-            lazy_max=given.get("lazy_max", DEFAULT_LAZY_MAX),
+            pages=given.get("pages"), lazy_max=given.get("lazy_max"),
             cpus=given.get("cpus", DEFAULT_CPUS),
             sizes=parse_sizes(given["sizes"]) if "sizes" in given else DEFAULT_SIZES)
     except ScenarioError as exc:
@@ -80,9 +77,9 @@ def scenario_options(f: Any) -> Any:
         click.option("--ops", type=click.IntRange(1, 32),
                      help=f"Alloc/free pairs per thread [default: {DEFAULT_OPS}]."),
         click.option("--pages", type=click.IntRange(1, 1 << 20),
-                     help=f"Pages in the managed range [default: {DEFAULT_PAGES}]."),
+                     help="Pages in the managed range [default: threads + ops - 1]."),
         click.option("--lazy-max", "lazy_max", type=click.IntRange(0, 1 << 30),
-                     help=f"lazy_max_pages, the drain threshold [default: {DEFAULT_LAZY_MAX}]."),
+                     help="lazy_max_pages, the drain threshold [default: threads + ops - 2]."),
         click.option("--cpus", type=click.IntRange(1, 256),
                      help=f"CPUs; thread i runs on cpu i % cpus [default: {DEFAULT_CPUS}]."),
         click.option("--sizes", help="Comma-separated allocation sizes in pages [default: "
@@ -174,8 +171,9 @@ def _counterexample(result: Result) -> dict[str, Any] | None:
                    "[default: 20x the longest seen, at least 2000].")
 @click.option("--track-access", is_flag=True,
               help="Make every access to a shared structure a scheduling point.")
-@click.option("--state-cache/--no-state-cache", default=True, show_default=True,
-              help="Prune executions that reach an already explored state.")
+@click.option("--state-cache/--no-state-cache", default=None,
+              help="Prune executions that reach an already explored state [default: on for "
+                   "the exhaustive search without a preemption bound].")
 @click.option("--max-states", type=click.IntRange(1),
               help="Spec target: stop after this many distinct states (the result is then "
                    "incomplete).")
