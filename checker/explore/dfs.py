@@ -18,11 +18,22 @@ Three modes:
   because the bound makes independent steps matter (reordering can change the number of
   preemptions).  BPOR compensates: a race adds its thread (or, when that thread is not enabled
   there, every enabled thread) both at the point before the race and at the point where the
-  context containing it began, and sleep sets are not used.  Threads whose choice would exceed
-  the bound are not explored; what that cuts is counted separately and does not make the search
-  incomplete: the result is exhaustive *for the bound*.
+  context containing it began.  Threads whose choice would exceed the bound are not explored;
+  what that cuts is counted separately and does not make the search incomplete: the result is
+  exhaustive *for the bound*.
 
-Optional state caching (``state_cache=True``, with DPOR and no bound): stateful DPOR after
+  Sleep sets are restricted under a bound (plain sleep sets can hide a bounded execution behind
+  an equivalent one with more preemptions): only the thread that was explored as the
+  continuation of the running thread (no preemption) sleeps in its siblings' branches.  Why
+  that is safe: a pruned execution s.q.u.p.w (p asleep, so independent of q.u) has the
+  explored equivalent s.p.q.u.w.  At s the pruned one preempts p's thread (it was enabled and
+  running) while the explored one switches after p's step, a preemption at most; where p ran in
+  the pruned one, the switches x->p->y become x->y, never more preemptions (x's enabledness is
+  not changed by p's independent step).  So the explored execution has no more preemptions and
+  lies within the bound.  A thread chosen at a free switch (the running thread was blocked)
+  has no preemption to give back at s, and is not put to sleep.
+
+Optional state caching (``state_cache=True``, with reduction): stateful DPOR after
 Yang, Chen, Gopalakrishnan and Kirby (SPIN 2008).  Each new choice point is fingerprinted
 (``statecache``: the whole program state); when every branch below a state has been explored,
 the state is cached with a summary of the steps taken anywhere below it (thread, object,
@@ -31,8 +42,12 @@ sleep set is contained in its own stops there (the earlier exploration covered a
 much), and the races between its prefix and the summarised steps are added as backtrack
 points the way the persistent-set algorithm of Flanagan and Godefroid does (the thread, or
 every enabled thread if it is not enabled there, before the last dependent step it is not
-ordered after).  Without that last part the cut would lose the reorderings a stateless search
-would have found through the cut subtree.
+ordered after; under a bound, also before the context that step belongs to, as BPOR does).
+Without that last part the cut would lose the reorderings a stateless search would have found
+through the cut subtree.  Under a preemption bound the key also holds the thread that ran last
+(preemptions are counted against it) and an entry records how many preemptions its
+exploration had left: it serves a later visit, at any level of iterative bounding, that has
+no more left.
 
 Relies on ``dpor.Clocks`` for races and ``search.Search`` for the budget and statistics.
 """
@@ -129,7 +144,15 @@ class PathScheduler:
             preempts = parent.preempts + (1 if parent.is_preemption(chosen) else 0)
             if dfs.sleep_sets:
                 cp = parent.pending[chosen]
-                sleep = frozenset(q for q in (parent.sleep | parent.done) if q != chosen
+                if dfs.bound is None:
+                    asleep = parent.sleep | parent.done
+                elif parent.prev in parent.done:
+                    # Under a bound only the thread that continued without a preemption may
+                    # sleep in its siblings' branches (see the module note).
+                    asleep = parent.sleep | {parent.prev}
+                else:
+                    asleep = parent.sleep
+                sleep = frozenset(q for q in asleep if q != chosen
                                   and _independent(parent.pending[q], cp))
             else:
                 sleep = frozenset()
@@ -166,7 +189,7 @@ class DfsExplorer:
                  cache: dict[CacheKey, CacheEntry] | None = None) -> None:
         self.reduction = reduction
         self.bound = preemption_bound
-        self.sleep_sets = reduction and preemption_bound is None
+        self.sleep_sets = reduction
         self.path: list[Node] = []
         # Iterative bounding passes one cache from level to level: an entry records how many
         # preemptions its exploration still had, so it serves every later level it covers.
