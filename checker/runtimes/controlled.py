@@ -67,11 +67,7 @@ class PendingOp:
 
     def __init__(self, kind: str, obj: Any, key: int, write: bool, action: str,
                  frame: FrameType | None) -> None:
-        self.kind = kind
-        self.obj = obj
-        self.key = key
-        self.write = write
-        self.action = action
+        self.kind, self.obj, self.key, self.write, self.action = kind, obj, key, write, action
         if frame is not None:
             code = frame.f_code
             self.file, self.line, self.function = code.co_filename, frame.f_lineno, code.co_name
@@ -111,15 +107,12 @@ class ModelThread:
                  "error", "steps", "op_seq")
 
     def __init__(self, tid: int, name: str, cpu: int, work: ControlledWork | None = None) -> None:
-        self.tid = tid
-        self.name = name
-        self.cpu = cpu
+        self.tid, self.name, self.cpu, self.work = tid, name, cpu, work
         self.glet: greenlet.greenlet | None = None
         self.pending: PendingOp | None = None
         self.done = False
         self.held: list[HeldLock] = []
         self.op: str | None = None
-        self.work = work
         self.error: BaseException | None = None
         self.steps = 0
         self.op_seq = 0  # operations (or work runs) begun so far
@@ -136,12 +129,8 @@ class ControlledLock:
 
     def __init__(self, rt: ControlledRuntime, name: str, lock_class: str, kind: LockKind,
                  key: int) -> None:
-        self.name = name
-        self.lock_class = lock_class
-        self.kind = kind
+        self.name, self.lock_class, self.kind, self.key, self._rt = name, lock_class, kind, key, rt
         self.owner: ModelThread | None = None
-        self.key = key
-        self._rt = rt
 
     def acquire(self) -> None:
         self._rt._acquire(self, sys._getframe(1))
@@ -163,33 +152,26 @@ class ControlledAtomic:
     __slots__ = ("name", "value", "key", "_rt")
 
     def __init__(self, rt: ControlledRuntime, name: str, value: int, key: int) -> None:
-        self.name = name
-        self.value = value
-        self.key = key
-        self._rt = rt
+        self.name, self.value, self.key, self._rt = name, value, key, rt
 
     def read(self) -> int:
-        op = self._rt._atomic_point(self, "read", False, sys._getframe(1))
-        if op is not None:
-            self._rt._atomic_done(self, op)
-        return self.value
+        return self._op("read", False, 0, sys._getframe(1))
 
     def set(self, value: int) -> None:
-        op = self._rt._atomic_point(self, "set", True, sys._getframe(1))
-        self.value = value
-        if op is not None:
-            self._rt._atomic_done(self, op)
+        self._op("set", True, value, sys._getframe(1))
 
     def add_return(self, delta: int) -> int:
-        op = self._rt._atomic_point(self, "add_return", True, sys._getframe(1))
-        self.value += delta
-        if op is not None:
-            self._rt._atomic_done(self, op)
-        return self.value
+        return self._op("add_return", True, delta, sys._getframe(1))
 
     def sub_return(self, delta: int) -> int:
-        op = self._rt._atomic_point(self, "sub_return", True, sys._getframe(1))
-        self.value -= delta
+        return self._op("sub_return", True, -delta, sys._getframe(1))
+
+    def _op(self, action: str, write: bool, arg: int, frame: FrameType) -> int:
+        op = self._rt._atomic_point(self, action, write, frame)
+        if action == "set":
+            self.value = arg
+        elif write:
+            self.value += arg
         if op is not None:
             self._rt._atomic_done(self, op)
         return self.value
@@ -201,13 +183,9 @@ class ControlledWork:
     __slots__ = ("name", "fn", "pending", "running", "key", "worker", "runs", "_rt")
 
     def __init__(self, rt: ControlledRuntime, name: str, fn: Callable[[], None], key: int) -> None:
-        self.name = name
-        self.fn = fn
-        self.pending = False
-        self.running = False
-        self.key = key
+        self.name, self.fn, self.key, self._rt = name, fn, key, rt
+        self.pending = self.running = False
         self.runs = 0
-        self._rt = rt
         self.worker = rt._new_worker(self)
 
     def schedule(self) -> bool:
@@ -532,7 +510,9 @@ class ControlledRuntime:
     def _acquire(self, lock: ControlledLock, frame: FrameType) -> None:
         t = self.current
         if t is None or self.dead:
-            self._direct_acquire(lock)
+            # Checker code between steps (invariants, snapshots) may only take a free lock.
+            if lock.owner is not None and not self.dead:
+                raise LockMisuseError(f"checker code took {lock.name} held by {lock.owner.name}")
             return
         if lock.owner is t:
             raise LockMisuseError(f"{t.name} acquired {lock.name} while already holding it "
@@ -553,10 +533,7 @@ class ControlledRuntime:
     def _release(self, lock: ControlledLock, frame: FrameType) -> None:
         t = self.current
         if t is None or self.dead:
-            if lock.owner is None or self.dead:
-                lock.owner = None
-                return
-            raise LockMisuseError(f"checker code released {lock.name} held by {lock.owner.name}")
+            return  # checker code between steps, or a thread unwinding at teardown
         if lock.owner is not t:
             who = f" (held by {lock.owner.name})" if lock.owner is not None else ""
             raise LockMisuseError(f"{t.name} released {lock.name} which it does not hold{who}")
@@ -569,13 +546,6 @@ class ControlledRuntime:
                 del t.held[i]
                 break
         self._emit(t, RELEASE, lock.name, lock=lock, held=held, op=op)
-
-    def _direct_acquire(self, lock: ControlledLock) -> None:
-        # Checker code (invariants, snapshots) running between steps may take a free lock.
-        if self.dead:
-            return
-        if lock.owner is not None:
-            raise LockMisuseError(f"checker code took {lock.name} held by {lock.owner.name}")
 
     def _atomic_point(self, a: ControlledAtomic, action: str, write: bool,
                       frame: FrameType) -> PendingOp | None:
