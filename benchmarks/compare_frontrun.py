@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--frontrun-bound", type=int, default=2,
                     help="frontrun's preemption bound (its default, 2); -1 for none")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    ap.add_argument("--json-out", help="also write the rows as JSON to this file")
     args = ap.parse_args()
     rows = []
     for bug in [b.strip() for b in args.bugs.split(",") if b.strip()]:
@@ -81,19 +82,22 @@ def main() -> None:
             ap.error(f"unknown bug {bug!r}")
         rows.append(run_vmapcheck(bug, args.timeout))
         rows.append(run_frontrun(bug, args.timeout, args.frontrun_bound))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(rows, indent=1) + "\n")
     if args.json:
         print(json.dumps(rows, indent=1))
         return
     from rich.console import Console
     from rich.table import Table
     table = Table(title=f"first counterexample, budget {args.timeout:g} s per tool and bug")
-    for col in ("bug", "tool", "found", "interleavings", "seconds", "what"):
-        table.add_column(col, overflow="fold")
+    for col in ("bug", "tool", "found", "interleavings", "seconds"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("what", overflow="ellipsis", no_wrap=True, max_width=70)
     for r in rows:
         found = {True: "yes", False: "no (budget spent)", None: "-"}[r["found"]]
         table.add_row(r["bug"], r["tool"], found, str(r["interleavings"]), str(r["seconds"]),
-                      str(r["summary"])[:160])
-    Console().print(table)
+                      str(r["summary"]))
+    Console(width=max(Console().width, 140)).print(table)
 
 
 if __name__ == "__main__":
