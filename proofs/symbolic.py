@@ -39,6 +39,7 @@ from .render import Kind, render
 T = TypeVar("T")
 MASK64 = (1 << 64) - 1
 DEFAULT_WIDTH = 72
+MAX_SPLIT = 64  # a symbolic index becomes one path per value up to this many values
 NICE_MS = 2000
 # Tactic pipelines tried in turn by ``Executor._solve``.
 TACTICS = (
@@ -105,7 +106,7 @@ class SymBool:
         return SymBool(self.ex, z3.Not(self.expr))
 
     def __repr__(self) -> str:
-        return f"SymBool({self.expr})"
+        return "<symbolic bool>"
 
 
 
@@ -124,7 +125,11 @@ class SymInt:
     """
 
     __slots__ = ("ex", "expr", "bounds")
-    __hash__ = None  # type: ignore[assignment]  # == is symbolic, so not hashable
+
+    # Hashed by identity, so that code may use a value as a memo key (the spec caches fits
+    # by free mask): a symbolic value is only ever found again as the same object.
+    def __hash__(self) -> int:
+        return id(self)
 
     def __init__(self, ex: Executor, expr: z3.BitVecRef, bounds: Bounds = None) -> None:
         self.ex = ex
@@ -259,18 +264,15 @@ class SymInt:
                             else ((self.expr, self.bounds), o))
         if bb is None or bb[0] <= 0 <= bb[1]:
             self.ex.side(b != 0, "exception", "division by zero (ZeroDivisionError)")
-        # Floor and truncating division agree on non-negative operands; the allocator
-        # divides addresses and sizes only, so the model stops there.
-        if ab is None or bb is None or ab[0] < 0 or bb[0] < 0:
-            self.ex.side(z3.And(a >= 0, b >= 0), "model",
-                         "// or % of a negative value is not modelled")
         if ab is not None and bb is not None and ab[0] >= 0 and bb[0] > 0:
+            # Non-negative operands (addresses, sizes, pages): unsigned division, and no
+            # division circuit at all where the bounds allow.
             c, hi = bb[0], ab[1]
             if want_mod:
                 bounds: Bounds = (0, min(hi, bb[1] - 1))
             else:
                 bounds = (ab[0] // bb[1], hi // c)
-            if bb[0] == bb[1]:  # a constant divisor: skip the division circuit where we can
+            if bb[0] == bb[1]:
                 if hi < c:
                     return SymInt(self.ex, a if want_mod else self.ex.const(0), bounds)
                 if hi < 2 * c:
@@ -281,7 +283,13 @@ class SymInt:
                     k = c.bit_length() - 1
                     return SymInt(self.ex, a & (c - 1) if want_mod else z3.LShR(a, k), bounds)
             return SymInt(self.ex, z3.URem(a, b) if want_mod else z3.UDiv(a, b), bounds)
-        return SymInt(self.ex, z3.URem(a, b) if want_mod else z3.UDiv(a, b))
+        # Python's floor semantics in general: the remainder takes the divisor's sign (z3's
+        # bvsmod), and the quotient is the exact division of what is left.
+        mod = a % b  # bvsmod
+        if want_mod:
+            pos = bb is not None and bb[0] > 0
+            return SymInt(self.ex, mod, (0, bb[1] - 1) if pos and bb is not None else None)
+        return SymInt(self.ex, (a - mod) / b)
 
     def __floordiv__(self, other: object) -> SymInt:
         return self._divmod(other, False, False)
@@ -306,6 +314,18 @@ class SymInt:
             result = z3.If(z3.Extract(i, i, x) == 1, self.ex.const(i + 1), result)
         bounds = (b[0].bit_length(), top) if b is not None and b[0] >= 0 else (0, top)
         return SymInt(self.ex, result, bounds)
+
+    def bit_count(self) -> SymInt:
+        """``int.bit_count`` (population count) of a non-negative value."""
+        x, b = self.expr, self.bounds
+        if b is None or b[0] < 0:
+            self.ex.side(x >= 0, "model", "bit_count of a negative value is not modelled")
+        top = b[1].bit_length() if b is not None and b[0] >= 0 else self.ex.width - 1
+        w = self.ex.width
+        total: z3.BitVecRef = self.ex.const(0)
+        for i in range(top):
+            total = total + z3.ZeroExt(w - 1, z3.Extract(i, i, x))
+        return SymInt(self.ex, total, (0, top))
 
     # ------------------------------------------------------------------ comparisons
     def _cmp(self, other: object, op: Callable[[z3.BitVecRef, z3.BitVecRef], z3.BoolRef],
@@ -343,10 +363,23 @@ class SymInt:
         return self.ex.decide(self.expr != 0)
 
     def __index__(self) -> int:
-        raise SymbolicError("a symbolic value was used where Python needs a concrete int")
+        """A concrete int where Python needs one (a list index): one path per possible value,
+        when the bounds allow few."""
+        b = self.bounds
+        if b is None or b[1] - b[0] > MAX_SPLIT:
+            raise SymbolicError("a symbolic value was used where Python needs a concrete int")
+        for v in range(b[0], b[1]):
+            if self.ex.decide(self.expr == self.ex.const(v)):
+                return v
+        return b[1]
 
+    # Messages the code formats (an error naming an area) must not print whole formulas:
+    # that is slow, and what they would say is in the counterexample anyway.
     def __repr__(self) -> str:
-        return f"SymInt({self.expr})"
+        return "<symbolic int>"
+
+    def __format__(self, spec: str) -> str:
+        return "<symbolic int>"
 
 
 # Interval arithmetic on exact bounds (lo, hi).
@@ -441,9 +474,14 @@ class Executor:
     """
 
     def __init__(self, width: int = DEFAULT_WIDTH, timeout_s: float = 30.0,
-                 max_paths: int = 4096, smt_first: bool = False) -> None:
+                 max_paths: int = 4096, smt_first: bool = False,
+                 incremental: bool = False) -> None:
         self.width = width
         self.smt_first = smt_first
+        self.incremental = incremental
+        self.prune = True  # ask the solver which sides of a branch are feasible
+        self._inc: z3.Solver | None = None
+        self._lit: dict[int, z3.BoolRef] = {}
         self.max_paths = max_paths
         self.vars: list[Var] = []
         self.nice: list[z3.BoolRef] = []  # preferred, not required, of a counterexample
@@ -507,6 +545,11 @@ class Executor:
             return True
         if z3.is_false(simple):
             return False
+        if not self.prune:
+            # Straight-line code: take both sides without asking the solver; an infeasible
+            # path only adds a disjunct that is false.
+            self._pending.append((*self._prefix, False))
+            return True
         if not self._feasible(cond):
             return False
         if self._feasible(z3.Not(cond)):
@@ -515,7 +558,28 @@ class Executor:
 
     def _feasible(self, cond: z3.BoolRef) -> bool:
         # unknown counts as feasible: exploring a path too many is sound, one too few is not.
-        return bool(self._solve([*self._path, cond]).result != z3.unsat)
+        if not self.incremental:
+            return bool(self._solve([*self._path, cond]).result != z3.unsat)
+        # Small formulas (page masks of a spec): one incremental solver, no start-up per query.
+        if self._inc is None:
+            self._inc = z3.SolverFor("QF_BV")
+            self._inc.set("timeout", self.timeout_ms)
+            self._inc.add(*self._pre)
+        self.checks += 1
+        return bool(self._inc.check(*self._lits([*self._path, cond])) != z3.unsat)
+
+    def _lits(self, conds: Sequence[z3.BoolRef]) -> list[z3.BoolRef]:
+        """Assumption literals standing for ``conds`` (each defined once in the solver)."""
+        assert self._inc is not None
+        out = []
+        for c in conds:
+            key = c.get_id()
+            lit = self._lit.get(key)
+            if lit is None:
+                lit = self._lit[key] = z3.Bool(f"__path{len(self._lit)}")
+                self._inc.add(lit == c)
+            out.append(lit)
+        return out
 
     def _solve(self, extra: Sequence[z3.BoolRef]) -> Answer:
         """One query, answered by a small portfolio of bit-blasting tactics on fresh solvers.
@@ -559,6 +623,16 @@ class Executor:
         solver.add(*self._pre, *extra)
         r = solver.check()
         return Answer(r, solver.model() if r == z3.sat else None, "")
+
+    def explore_apart(self, fn: Callable[[], T]) -> list[Path[T]]:
+        """``explore`` with a feasibility solver of its own, dropped afterwards: many small
+        explorations on one executor would otherwise make its solver ever larger."""
+        saved = self._inc, self._lit
+        self._inc, self._lit = None, {}
+        try:
+            return self.explore(fn)
+        finally:
+            self._inc, self._lit = saved
 
     def explore(self, fn: Callable[[], T]) -> list[Path[T]]:
         """Every feasible path of ``fn`` (which reads the symbolic inputs it closes over)."""

@@ -10,6 +10,9 @@ the declared ones) and from the lock-order graph of the implementation, explored
 ``lockgraph``'s coverage scenario with one thread (lock nesting is about paths, not
 interleavings), and are handed to ``proofs.lock_order``.
 
+Induction: the ``global`` spec's invariants, strengthened and proved inductive
+(``proofs.induction``, which says why the other specs are not among the obligations yet).
+
 Relies on ``proofs`` (obligations, runner), ``spec.registry``, ``checker.model_check`` and
 ``checker.analyses.lockgraph``.
 """
@@ -24,7 +27,7 @@ import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from proofs import lock_order
+from proofs import induction, lock_order
 from proofs.lock_order import KERNEL_NESTING, OrderEdge, spec_edges
 from proofs.obligation import Obligation, Status
 from proofs.runner import Verdict, arithmetic_obligations, junit_xml, run, select
@@ -74,7 +77,7 @@ def build_obligations(designs: Sequence[str], timeout: float) -> list[Obligation
     for d in designs:
         name = resolve_design(d).name
         obs.append(lock_order.obligation(name, lambda d=d: design_edges(d, timeout)))  # type: ignore[misc]
-    return obs
+    return [*obs, *induction.obligations()]
 
 
 def _table(verdicts: Sequence[Verdict], total: float) -> Table:

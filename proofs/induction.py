@@ -1,0 +1,864 @@
+"""Inductive invariants of a spec: Init => Inv and Inv /\\ step => Inv', checked by Z3.
+
+The explicit-state explorer checks the spec's invariants on the states it reaches from one small
+scenario.  Here they are proved inductive instead: for *every* state satisfying the invariant,
+whatever its page masks (all 2^pages subsets for each owner, not only those reached), every
+step of every actor leads to a state satisfying it again.
+
+The proof is about the spec that runs.  The spec is built from its own tables for a coverage
+scenario, and its compiled step functions (``Spec.tables``: one sync operation per step, with
+the spec's own bodies, lock checks and ``SpecAssertion``\\ s) run on a symbolic state
+(``proofs.symbolic``); the invariant starts with the spec's own checks (the generated
+single-owner / conservation / lock-exclusion check and the design's invariants such as
+``vmap_lazy_nr``), also run on symbolic states.
+
+Those invariants are not inductive alone (a state where a thread's slot names pages it does not
+hold satisfies them, and its next step breaks them), so they are strengthened with facts per
+actor position: the locks held there, which of its areas are in its hands or in which
+structure, which counters equal which page counts, and that areas of different actors are
+disjoint.  Candidate facts come from templates over the spec's own fields, are kept only if
+they hold in every reachable state of the scenario, and are then pruned to an inductive set
+(Houdini: drop every candidate some step can break, until none breaks).  If a step can break
+one of the spec's own invariants (or raise an assertion) from a state satisfying the final set,
+the result is a counterexample to induction, printed as spec states: the state before, the
+step, and the state after.
+
+Limits.  The spec is built for the coverage scenario's threads and operations and for
+``pages`` pages; within that, every page mask is covered.  The ``global`` spec is proved.  The
+``nodes`` spec keeps lazy areas and pools as lists of area codes whose length varies, which
+this encoding does not model.  The ``percpu`` spec runs through the encoding, but the mined
+strengthening is not enough there yet (the coverage scenario leaves positions unreached, and
+facts such as "this area is one run of its request's pages" do not all survive), so it ends
+in a counterexample to induction over an unreachable state; it is not among the obligations.
+
+Relies on ``spec`` (registry, params, program, protocol, compile), ``proofs.symbolic`` and
+``proofs.obligation``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import z3
+
+from spec.compile import Spec
+from spec.masks import AREA_SHIFT
+from spec.params import SpecParams
+from spec.program import Alloc, Find, Free, Purge, ThreadProgram
+from spec.protocol import HELD, PC, SpecAssertion
+from spec.registry import build_spec
+
+from .obligation import Obligation, ProofResult, Status
+from .render import Kind
+from .symbolic import Executor, PathLimit, SymbolicError, SymBool, SymInt, formula, implies
+
+State = tuple[Any, ...]
+WIDTH = 16
+DEBUG = False
+COUNTER_MAX = (1 << 8) - 1
+
+
+def coverage_params(pages: int = 4) -> SpecParams:
+    """Two threads between them allocate, look up, free and purge; together they ask for more
+    than the pages, so an allocation can fail, purge and retry, and fail again; the drain
+    worker runs when the lazy threshold (one page) is passed.  Every position of every actor is
+    reached (candidate facts are mined from the reachable states, so an unreached position
+    would have none)."""
+    t0 = ThreadProgram(0, (Alloc(2, "a"), Find("a"), Free("a")))
+    t1 = ThreadProgram(1, (Alloc(3, "a"), Free("a"), Purge()))
+    return SpecParams((t0, t1), pages=pages, lazy_max=1, nr_cpus=2)
+
+
+# ---------------------------------------------------------------------------- facts
+@dataclass(frozen=True)
+class Fact:
+    """A candidate conjunct: ``test(s)`` whenever actor ``actor`` is at ``pc`` (always, for a
+    fact with no actor).  ``reads`` are the fields it reads: ``(-1, i)`` a global, ``(k, j)``
+    local ``j`` of actor ``k``.  ``base`` marks the spec's own invariants."""
+
+    name: str
+    actor: int | None
+    pc: int | None
+    reads: frozenset[tuple[int, int]]
+    test: Callable[[State], Any]
+    base: bool = False
+
+
+@dataclass(frozen=True)
+class Term:
+    """A page mask named in facts: a global mask, a local mask, or a slot's area."""
+
+    name: str
+    field: tuple[int, int]
+    get: Callable[[State], Any]
+
+
+class Layout:
+    """Where a spec keeps what: mask fields, counters, slots, per actor."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        fields = [*spec.global_fields, *spec.local_fields]
+        if any(f.owner == "codes" or isinstance(f.init, tuple) and f.show != "masks"
+               for f in fields):
+            raise NotImplementedError(f"spec {spec.name} keeps areas in lists of varying "
+                                      "length (area codes)")
+        self.gmasks = [i for i, f in enumerate(spec.global_fields) if f.owner == "mask"]
+        self.gnums = [i for i, f in enumerate(spec.global_fields)
+                      if f.owner is None and isinstance(f.init, int)]
+        self.lmasks = [j for j, f in enumerate(spec.local_fields) if f.owner == "mask"]
+        self.lnums = [j for j, f in enumerate(spec.local_fields)
+                      if f.owner is None and j != PC and isinstance(f.init, int)]
+        self.slots = [dict(spec.slot_index[k]) for k in range(len(spec.actor_names))]
+
+    def terms(self, k: int) -> list[Term]:
+        """Mask terms local to actor ``k``: its mask fields and its slots' areas."""
+        a = self.spec.actor_index[k]
+        who = self.spec.actor_names[k]
+        out = [Term(f"{who}.{self.spec.local_fields[j].name}", (k, j), _local(a, j))
+               for j in self.lmasks]
+        out += [Term(f"{who}.slot {name}", (k, j), _slot_area(a, j))
+                for name, j in self.slots[k].items()]
+        return out
+
+    def global_terms(self) -> list[Term]:
+        return [Term(self.spec.global_fields[i].name, (-1, i), _global(i))
+                for i in self.gmasks]
+
+
+def _popcount(x: Any) -> Any:
+    return x.bit_count()
+
+
+Get = Callable[[State], Any]
+
+
+# Template factories: each returns the test of one fact (closures keep mypy and the loops
+# below honest about which values they capture).
+def _local(a: int, j: int) -> Get:
+    return lambda s: s[a][j]
+
+
+def _global(i: int) -> Get:
+    return lambda s: s[i]
+
+
+def _slot_area(a: int, j: int) -> Get:
+    return lambda s: s[a][j] >> AREA_SHIFT
+
+
+def _eq_const(x: Get, c: int) -> Get:
+    return lambda s: x(s) == c
+
+
+def _ne_const(x: Get, c: int) -> Get:
+    return lambda s: x(s) != c
+
+
+def _eq(x: Get, y: Get) -> Get:
+    return lambda s: x(s) == y(s)
+
+
+def _eq_pages(x: Get, t: Get) -> Get:
+    return lambda s: x(s) == _popcount(t(s))
+
+
+def _eq_pages_plus(x: Get, t: Get, y: Get) -> Get:
+    return lambda s: x(s) == _popcount(t(s)) + y(s)
+
+
+def _empty(t: Get) -> Get:
+    return lambda s: t(s) == 0
+
+
+def _not_empty(t: Get) -> Get:
+    return lambda s: t(s) != 0
+
+
+def _one_run(t: Get) -> Get:
+    # An area is one run of pages: adding its lowest bit carries through all of it.
+    return lambda s: t(s) & (t(s) + (t(s) & -t(s))) == 0
+
+
+def _within(t: Get, u: Get) -> Get:
+    return lambda s: t(s) & ~u(s) == 0
+
+
+def _apart(t: Get, u: Get) -> Get:
+    return lambda s: t(s) & u(s) == 0
+
+
+def _small(x: Get) -> Get:
+    return lambda s: x(s) & ~1 == 0
+
+
+def candidate_facts(spec: Spec, lay: Layout, states: Sequence[State]) -> list[Fact]:
+    """Every template instance; mining keeps those true in all reachable states.  Constants
+    are proposed only as seen in ``states`` (the one value a counter has at a position)."""
+    out: list[Fact] = []
+    gterms = lay.global_terms()
+    n_actors = len(spec.actor_names)
+    seen: dict[tuple[int, int, int], set[int]] = {}
+    at_pc: set[tuple[int, int]] = set()
+    for st in states:
+        for k, a in enumerate(spec.actor_index):
+            at_pc.add((k, st[a][PC]))
+            for j in lay.lnums:
+                vals = seen.setdefault((k, st[a][PC], j), set())
+                if len(vals) < 2:
+                    vals.add(st[a][j])
+    # A position no reachable state is at: the actor is never there.
+    for k, a in enumerate(spec.actor_index):
+        for p in range(len(spec.tables[k])):
+            if (k, p) not in at_pc:
+                out.append(Fact(f"{spec.actor_names[k]} never at {spec.pos_text[k][p]!r}", None,
+                                None, frozenset({(k, PC)}),
+                                _ne_const(_local(a, PC), p)))
+    for k in range(n_actors):
+        a = spec.actor_index[k]
+        who = spec.actor_names[k]
+        mine = lay.terms(k)
+        every = mine + gterms
+        for p in range(len(spec.tables[k])):
+            at = f"{who} at {spec.pos_text[k][p]!r}"
+
+            def add(what: str, reads: set[tuple[int, int]], test: Get, p: int = p,
+                    at: str = at, k: int = k) -> None:
+                out.append(Fact(f"{at}: {what}", k, p, frozenset(reads | {(k, PC)}), test))
+
+            for j in lay.lnums:
+                name = spec.local_fields[j].name
+                x = _local(a, j)
+                vals = seen.get((k, p, j), set())
+                for c in sorted(vals) if len(vals) == 1 else ():
+                    add(f"{name} == {c}", {(k, j)}, _eq_const(x, c))
+                for t in mine:
+                    add(f"{name} == pages of {t.name}", {(k, j), t.field}, _eq_pages(x, t.get))
+                for j2 in lay.lnums:
+                    y = _local(a, j2)
+                    if j2 > j:
+                        add(f"{name} == {spec.local_fields[j2].name}", {(k, j), (k, j2)},
+                            _eq(x, y))
+                    if j2 != j:
+                        # A counter of pages in flight: those still in hand plus those of the
+                        # area being processed (the purge's merge loop).
+                        for t in mine:
+                            add(f"{name} == pages of {t.name} + {spec.local_fields[j2].name}",
+                                {(k, j), (k, j2), t.field}, _eq_pages_plus(x, t.get, y))
+            for t in every:
+                add(f"{t.name} is empty", {t.field}, _empty(t.get))
+            for t in mine:
+                add(f"{t.name} is not empty", {t.field}, _not_empty(t.get))
+                add(f"{t.name} is one run", {t.field}, _one_run(t.get))
+                for u in every:
+                    if u is t:
+                        continue
+                    add(f"{t.name} within {u.name}", {t.field, u.field}, _within(t.get, u.get))
+                    if u in mine:  # apart from an owner follows from single ownership
+                        add(f"{t.name} apart from {u.name}", {t.field, u.field},
+                            _apart(t.get, u.get))
+    # Position-free facts: areas of different actors never overlap; small counters.
+    for k1, k2 in itertools.combinations(range(n_actors), 2):
+        for t in lay.terms(k1):
+            for u in lay.terms(k2):
+                out.append(Fact(f"{t.name} apart from {u.name}", None, None,
+                                frozenset({t.field, u.field}), _apart(t.get, u.get)))
+    for i in lay.gnums:
+        name = spec.global_fields[i].name
+        out.append(Fact(f"{name} is 0 or 1", None, None, frozenset({(-1, i)}),
+                        _small(_global(i))))
+    return out
+
+
+def base_facts(spec: Spec) -> list[Fact]:
+    """The spec's own invariants, run as the explorer runs them."""
+    fast = spec._generate_fast_check()  # noqa: SLF001 - the very check the explorer runs
+    everything = frozenset({(-2, 0)})  # reads everything: always re-checked
+    out = [Fact("single owner, conservation and lock exclusion", None, None, everything,
+                fast, base=True)]
+    for name, make in spec.invariant_defs:
+        out.append(Fact(name, None, None, everything, _passes(make(spec)), base=True))
+    return out
+
+
+def _passes(check: Callable[[State], str | None]) -> Get:
+    return lambda s: check(s) is None
+
+
+# ---------------------------------------------------------------------------- mining
+def reachable(spec: Spec, limit: int = 200_000) -> list[State]:
+    succ = spec.make_successors(reduced=False)
+    seen = {spec.init}
+    frontier = [spec.init]
+    while frontier:
+        nxt = []
+        for s in frontier:
+            for t in succ(s):
+                if t not in seen:
+                    seen.add(t)
+                    nxt.append(t)
+                    if len(seen) > limit:
+                        raise RuntimeError(f"more than {limit} reachable states")
+        frontier = nxt
+    return list(seen)
+
+
+def holds(f: Fact, s: State, spec: Spec) -> bool:
+    if f.actor is not None and s[spec.actor_index[f.actor]][PC] != f.pc:
+        return True
+    return bool(f.test(s))
+
+
+def prune_redundant(facts: Sequence[Fact]) -> list[Fact]:
+    """Leave out facts that say nothing more than a simpler one at the same position: once a
+    counter is a constant there, relations between constants and sums with a zero add
+    nothing; once an area is empty there, "within" and "apart" from it add nothing."""
+    const: dict[tuple[int | None, int | None], dict[str, str]] = {}
+    empty: dict[tuple[int | None, int | None], set[str]] = {}
+    for f in facts:
+        what = f.name.rsplit(": ", 1)[-1]
+        key = (f.actor, f.pc)
+        if " == " in what and what.split(" == ")[1].isdigit():
+            name, val = what.split(" == ")
+            const.setdefault(key, {})[name] = val
+        if what.endswith(" is empty"):
+            empty.setdefault(key, set()).add(what[: -len(" is empty")])
+    out = []
+    for f in facts:
+        key = (f.actor, f.pc)
+        what = f.name.rsplit(": ", 1)[-1]
+        c = const.get(key, {})
+        e = empty.get(key, set())
+        if " == " in what:
+            left, right = what.split(" == ", 1)
+            if not right.isdigit():
+                parts = right.replace("pages of ", "").split(" + ")
+                others = [x for x in parts if x in c]
+                if left in c and all(x in c for x in parts):
+                    continue  # constants only: implied by the constants
+                if any(c.get(x) == "0" for x in others) and len(parts) > 1:
+                    continue  # "+ 0": the same as the shorter fact
+        if " within " in what or " apart from " in what:
+            sep = " within " if " within " in what else " apart from "
+            t = what.split(sep)[0]
+            if t in e:
+                continue
+        out.append(f)
+    return out
+
+
+def mine(spec: Spec, cands: Sequence[Fact], states: Sequence[State]) -> list[Fact]:
+    """The candidates true in every reachable state (and so in the initial one)."""
+    by_pos: dict[tuple[int | None, int | None], list[Fact]] = {}
+    for f in cands:
+        by_pos.setdefault((f.actor, f.pc), []).append(f)
+    alive = {id(f) for f in cands}
+    for s in states:
+        keys: list[tuple[int | None, int | None]] = [(None, None)]
+        keys += [(k, s[a][PC]) for k, a in enumerate(spec.actor_index)]
+        for key in keys:
+            for f in by_pos.get(key, ()):
+                if id(f) in alive and not f.test(s):
+                    alive.discard(id(f))
+    return [f for f in cands if id(f) in alive]
+
+
+# ---------------------------------------------------------------------------- symbolic states
+def symbolic_state(ex: Executor, spec: Spec, k_step: int, pc: int) -> State:
+    all_pages = spec.all_pages
+    locks = (1 << len(spec.locks)) - 1
+    g: list[Any] = []
+    for i, f in enumerate(spec.global_fields):
+        if isinstance(f.init, tuple):  # a fixed number of masks (one per zone)
+            g.append(tuple(ex.input(f"{f.name}[{n}]", Kind.COUNT, 0, all_pages)
+                           for n in range(len(f.init))))
+            continue
+        hi = all_pages if f.owner == "mask" else locks if i == 0 else COUNTER_MAX
+        g.append(ex.input(f"{f.name}", Kind.COUNT, 0, hi))
+    actors: list[Any] = []
+    slot_fields = [set(spec.slot_index[k].values()) for k in range(len(spec.actor_names))]
+    for k, a in enumerate(spec.actor_index):
+        who = spec.actor_names[k]
+        names = {j: n for n, j in spec.slot_index[k].items()}
+        t: list[Any] = []
+        for j in range(len(spec.init[a])):
+            if j == PC:
+                t.append(pc if k == k_step else
+                         ex.input(f"{who}.pc", Kind.COUNT, 0, len(spec.tables[k]) - 1))
+                continue
+            if j in slot_fields[k]:
+                hi = (all_pages << AREA_SHIFT) | ((1 << AREA_SHIFT) - 1)
+                t.append(ex.input(f"{who}.slot {names[j]}", Kind.COUNT, 0, hi))
+                continue
+            f = spec.local_fields[j]
+            if isinstance(f.init, tuple):  # a fixed number of masks (one per zone)
+                t.append(tuple(ex.input(f"{who}.{f.name}[{n}]", Kind.COUNT, 0, all_pages)
+                               for n in range(len(f.init))))
+                continue
+            hi = all_pages if f.owner == "mask" else locks if j == HELD else COUNTER_MAX
+            t.append(ex.input(f"{who}.{f.name}", Kind.COUNT, 0, hi))
+        actors.append(tuple(t))
+    return tuple(g) + tuple(actors)
+
+
+def concrete_state(spec: Spec, sym: State, values: dict[str, int]) -> State:
+    def val(x: Any) -> Any:
+        if isinstance(x, SymInt):
+            name = str(x.expr)
+            return values[name]
+        if isinstance(x, tuple):
+            return tuple(val(y) for y in x)
+        return x
+    n = spec.G
+    return tuple(val(x) for x in sym[:n]) + tuple(tuple(val(x) for x in t) for t in sym[n:])
+
+
+class ModelLimit(Exception):
+    """A step left the symbolic model (a value too wide for it, say): not a verdict."""
+
+
+class _Raised:
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+
+def truth(ex: Executor, fn: Callable[[], Any]) -> z3.BoolRef:
+    """The formula for "``fn()`` is true", from every path of ``fn`` (which may branch)."""
+    paths = ex.explore_apart(fn)
+    return z3.Or([z3.And(*p.condition, formula(_as_bool(p.value)), *(c.expr for c in p.side))
+                  for p in paths])
+
+
+def _as_bool(v: Any) -> SymBool | z3.BoolRef | bool:
+    if isinstance(v, (SymBool, z3.BoolRef, bool)):
+        return v
+    if isinstance(v, SymInt):
+        return v != 0
+    return bool(v)
+
+
+def _guarded(ex: Executor, f: Fact, s: State, spec: Spec) -> z3.BoolRef:
+    pc = s[spec.actor_index[f.actor]][PC] if f.actor is not None else None
+    if isinstance(pc, int) and pc != f.pc:
+        return z3.BoolVal(True)
+    # Fresh wrappers per run for the spec's own checks: they memoise by value too.
+    body = truth(ex, lambda: f.test(_fresh(s))) if f.base else formula(_as_bool(f.test(s)))
+    if pc is None or isinstance(pc, int):
+        return body
+    return formula(implies(pc == f.pc, body))
+
+
+# ---------------------------------------------------------------------------- induction
+@dataclass
+class Cti:
+    """A counterexample to induction: a state satisfying the invariant, a step, what broke."""
+
+    actor: str
+    step: str
+    broken: str
+    before: dict[str, Any]
+    after: list[dict[str, Any]] | str
+
+
+class Templates:
+    """Every fact as one formula over a generic symbolic state (every field a variable, every
+    actor's position too), made once.  A fact after a step is its formula with the new terms
+    substituted for the variables: one call into Z3 instead of re-running the fact's Python on
+    symbolic values."""
+
+    def __init__(self, spec: Spec, timeout: float) -> None:
+        self.spec = spec
+        self.ex = Executor(width=WIDTH, timeout_s=timeout, incremental=True)
+        self.g = symbolic_state(self.ex, spec, -1, 0)
+        self.formulas: dict[int, z3.BoolRef] = {}
+
+    def of(self, f: Fact) -> z3.BoolRef:
+        got = self.formulas.get(id(f))
+        if got is None:
+            got = self.formulas[id(f)] = _guarded(self.ex, f, self.g, self.spec)
+        return got
+
+    def pc_var(self, k: int) -> z3.BitVecRef:
+        v = self.g[self.spec.actor_index[k]][PC]
+        assert isinstance(v, SymInt)
+        return v.expr
+
+    def pairs(self, s: State) -> list[tuple[z3.BitVecRef, z3.BitVecRef]]:
+        """The substitution that turns the generic state into ``s``."""
+        out: list[tuple[z3.BitVecRef, z3.BitVecRef]] = []
+        n = self.spec.G
+        flat_g = _flat([*self.g[:n], *(x for t in self.g[n:] for x in t)])
+        flat_s = _flat([*s[:n], *(x for t in s[n:] for x in t)])
+        for var, val in zip(flat_g, flat_s, strict=True):
+            assert isinstance(var, SymInt)
+            term = val.expr if isinstance(val, SymInt) else z3.BitVecVal(val, WIDTH)
+            if not term.eq(var.expr):
+                out.append((var.expr, term))
+        return out
+
+    def on(self, f: Fact, pairs: list[tuple[z3.BitVecRef, z3.BitVecRef]]) -> z3.BoolRef:
+        formula_ = self.of(f)
+        return z3.substitute(formula_, *pairs) if pairs else formula_
+
+
+class StepCase:
+    """One step (actor ``k`` at position ``p``) explored once on a symbolic state whose
+    variables are the generic state's, with ``k``'s position fixed to ``p``."""
+
+    def __init__(self, spec: Spec, k: int, p: int,
+                 step: Callable[[State, int, list[State]], None], timeout: float) -> None:
+        self.spec, self.k, self.p, self.step = spec, k, p, step
+        self.a = spec.actor_index[k]
+        self.ex = Executor(width=WIDTH, timeout_s=timeout, incremental=True)
+        self.s = symbolic_state(self.ex, spec, k, p)
+        a, s = self.a, self.s
+
+        def run() -> Any:
+            out: list[State] = []
+            try:
+                # Fresh wrappers on every run: spec code memoises by value (the fit cache is
+                # keyed by the free mask); a memo filled on another path must not answer here.
+                step(_fresh(s), a, out)
+            except (SymbolicError, PathLimit):
+                raise
+            except Exception as exc:  # noqa: BLE001 - an assertion or a crash of the spec's code
+                # On a path the invariant rules out this is harmless; on one it allows, it is
+                # a counterexample to induction.
+                return _Raised(exc)
+            return out
+
+        self.paths = self.ex.explore(run)
+
+
+class Prover:
+    """One solver holding every fact once, as ``Not(dropped_f) => f`` on the generic state, and
+    every step path once, as ``goal => (path runs and some fact not dropped fails after it)``.
+    The live facts are unit clauses ``Not(dropped_f)`` in one pushed scope, redone when
+    Houdini drops facts; a query assumes the stepping actor's position and one goal."""
+
+    def __init__(self, spec: Spec, facts: list[Fact], timeout: float,
+                 cases: dict[tuple[int, int], StepCase]) -> None:
+        self.spec, self.timeout, self.cases = spec, timeout, cases
+        self.t = Templates(spec, timeout)
+        self.solver = z3.SolverFor("QF_BV")
+        self.solver.set("timeout", max(1, int(timeout * 1000)))
+        self.solver.add(*self.t.ex._pre)  # noqa: SLF001 - the generic state's input ranges
+        self.facts = list(facts)
+        self.dropped: set[int] = set()
+        self.dlit: dict[int, z3.BoolRef] = {}
+        self.nlit: dict[int, z3.BoolRef] = {}
+        for n, f in enumerate(self.facts):
+            lit = self.dlit[id(f)] = z3.Bool(f"dropped{n}")
+            self.nlit[id(f)] = z3.Not(lit)
+            self.solver.add(z3.Implies(self.nlit[id(f)], self.t.of(f)))
+        self.at: dict[tuple[int, int], z3.BoolRef] = {}
+        self.goals: dict[tuple[int, int, int], tuple[z3.BoolRef, list[tuple[Fact | None, z3.BoolRef]]]] = {}
+        self.queries = 0
+        # Every goal goes in below the scope of the live facts, so make them all first.
+        for k in range(len(spec.actor_names)):
+            for p, step in enumerate(spec.tables[k]):
+                if step is not None:
+                    case = self.case(k, p)
+                    self.at_lit(k, p)
+                    for i in range(len(case.paths)):
+                        self.goal(case, i)
+        self.scoped = False
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Which facts are live, as unit clauses in a fresh scope (a dropped fact's literal must
+        be set, not left free: the goal would otherwise pick it to break the fact)."""
+        if self.scoped:
+            self.solver.pop()
+        self.solver.push()
+        self.scoped = True
+        self.solver.add(_conjunction([self.dlit[id(f)] if id(f) in self.dropped
+                                      else self.nlit[id(f)] for f in self.facts]))
+
+    def case(self, k: int, p: int) -> StepCase:
+        got = self.cases.get((k, p))
+        if got is None:
+            step = self.spec.tables[k][p]
+            assert step is not None
+            got = self.cases[(k, p)] = StepCase(self.spec, k, p, step, self.timeout)
+        return got
+
+    def at_lit(self, k: int, p: int) -> z3.BoolRef:
+        lit = self.at.get((k, p))
+        if lit is None:
+            lit = self.at[(k, p)] = z3.Bool(f"at{k}_{p}")
+            self.solver.add(z3.Implies(lit, self.t.pc_var(k) == p))
+        return lit
+
+    def goal(self, case: StepCase, i: int
+             ) -> tuple[z3.BoolRef, list[tuple[Fact | None, z3.BoolRef]]]:
+        key = (case.k, case.p, i)
+        got = self.goals.get(key)
+        if got is None:
+            path = case.paths[i]
+            posts: list[tuple[Fact | None, z3.BoolRef]] = []
+            if isinstance(path.value, _Raised):
+                posts.append((None, z3.BoolVal(False)))
+            else:
+                for s2 in path.value:
+                    pairs = self.t.pairs(s2)
+                    moved = _moved_fields(case.s, s2, self.spec)
+                    pc2 = s2[case.a][PC]
+                    posts += [(f, self.t.on(f, pairs)) for f in self.facts
+                              if id(f) not in self.dropped and
+                              _affected(f, moved, case.k, pc2)]
+            keep = [c if f is None else z3.Or(c, self.dlit[id(f)]) for f, c in posts]
+            lit = z3.Bool(f"goal{case.k}_{case.p}_{i}")
+            self.solver.add(z3.Implies(lit, z3.And(
+                *path.condition, z3.Not(z3.And(*(c.expr for c in path.side), *keep)))))
+            got = self.goals[key] = (lit, posts)
+        return got
+
+    def drop(self, f: Fact) -> None:
+        self.dropped.add(id(f))
+
+    def live(self) -> list[Fact]:
+        return [f for f in self.facts if id(f) not in self.dropped]
+
+    def run(self, houdini: bool) -> Cti | None:
+        """Check every step; with ``houdini`` drop what a step breaks until nothing breaks."""
+        changed = True
+        while changed:
+            changed = False
+            for k in range(len(self.spec.actor_names)):
+                for p, step in enumerate(self.spec.tables[k]):
+                    if step is None:
+                        continue
+                    case = self.case(k, p)
+                    for i in range(len(case.paths)):
+                        cti, dropped = self._check_path(case, i, houdini)
+                        if cti is not None:
+                            return cti
+                        changed = changed or dropped
+        return None
+
+    def _check_path(self, case: StepCase, i: int, houdini: bool) -> tuple[Cti | None, bool]:
+        goal, posts = self.goal(case, i)
+        at = self.at_lit(case.k, case.p)
+        dropped_any = False
+        while any(f is None or id(f) not in self.dropped for f, _ in posts):
+            self.queries += 1
+            r = self.solver.check(at, goal)
+            if r == z3.unsat:
+                break
+            if r == z3.unknown:
+                raise TimeoutError(f"solver: {self.solver.reason_unknown()}")
+            m = self.solver.model()
+            broken = [f for f, c in posts if (f is None or id(f) not in self.dropped)
+                      and not z3.is_true(m.eval(c, True))]
+            if not broken:
+                if DEBUG:
+                    path = case.paths[i]
+                    print("cond", [m.eval(c, True) for c in path.condition])
+                    for f, c in posts:
+                        v = m.eval(z3.Or(c, self.dlit[id(f)]) if f is not None else c, True)
+                        if not z3.is_true(v):
+                            print("keep false:", f.name if f else None, id(f) in self.dropped if f else None, m.eval(c, True), m.eval(self.dlit[id(f)], True) if f else None)
+                sides = [c for c in case.paths[i].side if not z3.is_true(m.eval(c.expr, True))]
+                raise ModelLimit(sides[0].what if sides else "no broken fact in the model")
+            hard = [f for f in broken if f is None or f.base or not houdini]
+            if hard:
+                return _cti(case, m, hard[0] if hard else None, case.paths[i].value), dropped_any
+            for f in broken:
+                assert f is not None
+                self.drop(f)
+                if DEBUG:
+                    print(f"drop at {self.spec.actor_names[case.k]} "
+                          f"{self.spec.step_text[case.k][case.p]!r}: {f.name}")
+            self.refresh()
+            dropped_any = True
+        return None, dropped_any
+
+
+def _fresh(s: State) -> State:
+    def copy(x: Any) -> Any:
+        if isinstance(x, SymInt):
+            return SymInt(x.ex, x.expr, x.bounds)
+        if isinstance(x, tuple):
+            return tuple(copy(y) for y in x)
+        return x
+    return tuple(copy(x) for x in s)
+
+
+def _same(x: Any, y: Any) -> bool:
+    if isinstance(x, SymInt) and isinstance(y, SymInt):
+        return bool(x.expr.get_id() == y.expr.get_id())
+    if isinstance(x, tuple) and isinstance(y, tuple):
+        return len(x) == len(y) and all(_same(a, b) for a, b in zip(x, y, strict=True))
+    return type(x) is type(y) and x == y
+
+
+def _flat(xs: Sequence[Any]) -> list[Any]:
+    out: list[Any] = []
+    for x in xs:
+        if isinstance(x, tuple):
+            out += _flat(x)
+        else:
+            out.append(x)
+    return out
+
+
+def _conjunction(lits: Sequence[z3.BoolRef]) -> z3.BoolRef:
+    """``And(lits)`` in one call into Z3 (z3py's ``And`` checks every argument in Python,
+    which costs more than the solving when thousands of literals are re-asserted)."""
+    if not lits:
+        return z3.BoolVal(True)
+    ctx = lits[0].ctx
+    arr = (z3.Ast * len(lits))(*(x.as_ast() for x in lits))
+    return z3.BoolRef(z3.Z3_mk_and(ctx.ref(), len(lits), arr), ctx)
+
+
+def _moved_fields(s: State, s2: State, spec: Spec) -> frozenset[tuple[int, int]]:
+    """The fields whose term differs between ``s`` and ``s2``: ``(-1, i)`` or ``(k, j)``."""
+    out = {(-1, i) for i in range(spec.G) if not _same(s[i], s2[i])}
+    for k, a in enumerate(spec.actor_index):
+        out |= {(k, j) for j, (x, y) in enumerate(zip(s[a], s2[a], strict=True))
+                if not _same(x, y)}
+    return frozenset(out)
+
+
+def _affected(f: Fact, moved: frozenset[tuple[int, int]], k: int, pc2: Any) -> bool:
+    """Can the step have changed ``f``?  Only if it reads a moved field; for the stepping
+    actor, only its facts at the position it moves to."""
+    if f.base:
+        return True
+    if f.actor == k:
+        return not isinstance(pc2, int) or pc2 == f.pc
+    return not f.reads.isdisjoint(moved)
+
+
+def _changed(f: Fact, s: State, s2: State, spec: Spec, k: int) -> bool:
+    if f.base:
+        return True
+    if f.actor == k:  # the stepping actor: only its facts at the position it moves to
+        pc = s2[spec.actor_index[k]][PC]
+        return not isinstance(pc, int) or pc == f.pc
+    for who, j in f.reads:
+        if who == -1:
+            if not _same(s2[j], s[j]):
+                return True
+        elif who >= 0:
+            a = spec.actor_index[who]
+            if not _same(s2[a][j], s[a][j]):
+                return True
+    return False
+
+
+def _cti(case: StepCase, m: z3.ModelRef, broken: Fact | None, value: Any) -> Cti:
+    spec, ex = case.spec, case.ex
+    values = {}
+    for v in ex.vars:
+        val = m.eval(v.sym.expr, model_completion=True)
+        assert isinstance(val, z3.BitVecNumRef)
+        values[str(v.sym.expr)] = val.as_signed_long()
+    before = concrete_state(spec, case.s, values)
+    out: list[State] = []
+    after: list[dict[str, Any]] | str
+    try:
+        case.step(before, case.a, out)
+        after = [spec.describe(t) for t in out]
+    except SpecAssertion as exc:
+        after = f"the step raises: {exc}"
+    what = broken.name if broken is not None else (
+        f"the step raises {value.exc}" if isinstance(value, _Raised) else "an invariant")
+    return Cti(spec.actor_names[case.k], spec.step_text[case.k][case.p], what,
+               spec.describe(before), after)
+
+
+# ---------------------------------------------------------------------------- obligations
+@dataclass
+class Inductive:
+    """The outcome of the search for an inductive strengthening."""
+
+    spec: Spec
+    facts: list[Fact]
+    candidates: int
+    mined: int
+    states: int
+    queries: int
+    cases: dict[tuple[int, int], StepCase]
+
+
+def strengthen(name: str, timeout: float,
+               params: SpecParams | None = None) -> tuple[Inductive, Cti | None]:
+    """Mine candidate facts for spec ``name`` and prune them to an inductive set."""
+    spec = build_spec(name, params or coverage_params())
+    lay = Layout(spec)
+    states = reachable(spec)
+    cands = candidate_facts(spec, lay, states)
+    mined = prune_redundant(mine(spec, cands, states))
+    cases: dict[tuple[int, int], StepCase] = {}
+    prover = Prover(spec, [*base_facts(spec), *mined], timeout, cases)
+    cti = prover.run(houdini=True)
+    return Inductive(spec, prover.live(), len(cands), len(mined), len(states), prover.queries,
+                     cases), cti
+
+
+def check_inductive(spec: Spec, facts: list[Fact], timeout: float,
+                    cases: dict[tuple[int, int], StepCase] | None = None
+                    ) -> tuple[Cti | None, int]:
+    """Is the conjunction of ``facts`` inductive as it stands (no fact dropped)?  Init => Inv
+    on the initial state, then Inv and each step => Inv'."""
+    bad_init = [f.name for f in facts if not holds(f, spec.init, spec)]
+    if bad_init:
+        return Cti("-", "initial state", bad_init[0], spec.describe(spec.init), []), 0
+    prover = Prover(spec, facts, timeout, {} if cases is None else cases)
+    cti = prover.run(houdini=False)
+    return cti, prover.queries
+
+
+def cti_result(cti: Cti, stats: dict[str, int]) -> ProofResult:
+    notes = [f"step: {cti.actor}: {cti.step}", f"before: {cti.before}"]
+    if isinstance(cti.after, str):
+        notes.append(f"after: {cti.after}")
+    else:
+        notes += [f"after: {d}" for d in cti.after]
+    return ProofResult(Status.COUNTEREXAMPLE,
+                       f"counterexample to induction: {cti.actor} breaks {cti.broken!r}",
+                       (), tuple(notes), stats)
+
+
+def check_spec(name: str, timeout: float) -> ProofResult:
+    t0 = time.monotonic()
+    try:
+        ind, cti = strengthen(name, timeout)
+    except NotImplementedError as exc:
+        return ProofResult.unknown(f"not encoded: {exc}")
+    stats = {"reachable_states": ind.states, "candidates": ind.candidates, "mined": ind.mined,
+             "inductive": len(ind.facts), "queries": ind.queries}
+    if cti is not None:
+        return cti_result(cti, stats)
+    # Houdini's last round checked every step against the final set and dropped nothing:
+    # that round is the proof of Inv and step => Inv'.  Init => Inv holds by construction
+    # (every fact held in every reachable state); checked again here, as the obligation says.
+    bad_init = [f.name for f in ind.facts if not holds(f, ind.spec.init, ind.spec)]
+    if bad_init:  # pragma: no cover - mined facts hold in the initial state
+        return ProofResult(Status.COUNTEREXAMPLE, f"the initial state breaks {bad_init[0]!r}",
+                           notes=(f"initial state: {ind.spec.describe(ind.spec.init)}",),
+                           stats=stats)
+    base = [f.name for f in ind.facts if f.base]
+    p = ind.spec.pages
+    return ProofResult(
+        Status.PROVED,
+        f"{', '.join(base)}: inductive with {len(ind.facts) - len(base)} position facts, for "
+        f"every {p}-page state of the coverage scenario ({time.monotonic() - t0:.1f} s)",
+        notes=tuple(f.name for f in ind.facts), stats=stats)
+
+
+def _checker(name: str) -> Callable[[float], ProofResult]:
+    return lambda timeout: check_spec(name, timeout)
+
+
+def obligations(specs: Sequence[str] = ("global",)) -> list[Obligation]:
+    return [Obligation(f"induction.{n}", "induction",
+                       f"the {n} spec's invariants are inductive: Init => Inv, Inv and every "
+                       "step => Inv'", _checker(n)) for n in specs]
