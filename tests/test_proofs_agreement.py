@@ -121,6 +121,19 @@ def _compile(e: z3.ExprRef, memo: dict[int, Callable[[Env], Any]]) -> Callable[[
         return lambda env: a(env) // b(env) if b(env) else m
     if kind in (K.Z3_OP_BUREM, K.Z3_OP_BUREM_I):
         return lambda env: a(env) % b(env) if b(env) else a(env)
+    if kind in (K.Z3_OP_BSDIV, K.Z3_OP_BSDIV_I):
+        def sdiv(env: Env) -> int:
+            x, y = _s(a(env), w), _s(b(env), w)
+            if y == 0:
+                return m if x >= 0 else 1
+            q = abs(x) // abs(y)
+            return _u(q if (x >= 0) == (y >= 0) else -q, w)
+        return sdiv
+    if kind in (K.Z3_OP_BSMOD, K.Z3_OP_BSMOD_I):
+        def smod(env: Env) -> int:
+            x, y = _s(a(env), w), _s(b(env), w)
+            return _u(x % y, w) if y else a(env)
+        return smod
     if kind == K.Z3_OP_EXTRACT:
         hi, lo = e.params()
         return lambda env: (a(env) >> lo) & ((1 << (hi - lo + 1)) - 1)
@@ -421,3 +434,20 @@ def test_alloc_pipeline_agrees_hypothesis(a: int, b: int, size: int, k: int, c: 
 
 
 _ALLOC_ENC: dict[str, Encoding] = {}
+
+
+def test_floor_division_and_index_splitting_agree_with_python() -> None:
+    """Negative operands take Python's floor semantics; a list index on a symbolic value
+    becomes one path per possible value."""
+    def fn(x: Any, y: Any) -> Any:
+        return x // y, x % y, (10, 20, 30)[x % 3]
+    ex = Executor(width=24)
+    x = ex.input("x", Kind.COUNT, 0, 200)
+    y = ex.input("y", Kind.COUNT, 1, 7)
+    enc = Encoding(ex, ex.explore(lambda: fn(x - 100, y)))
+    n = 0
+    for vx in range(0, 201):
+        for vy in range(1, 8):
+            assert enc({"x": vx, "y": vy}) == fn(vx - 100, vy), (vx, vy)
+            n += 1
+    assert n == 201 * 7
