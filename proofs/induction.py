@@ -31,13 +31,12 @@ strengthening is not enough there yet (the coverage scenario leaves positions un
 facts such as "this area is one run of its request's pages" do not all survive), so it ends
 in a counterexample to induction over an unreachable state; it is not among the obligations.
 
-Relies on ``spec`` (registry, params, program, protocol, compile), ``proofs.symbolic`` and
-``proofs.obligation``.
+Relies on ``spec`` (registry, params, program, protocol, compile), ``proofs.facts`` (the
+candidates and the spec's invariants as facts), ``proofs.symbolic`` and ``proofs.obligation``.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -52,6 +51,16 @@ from spec.program import Alloc, Find, Free, Purge, ThreadProgram
 from spec.protocol import HELD, PC, SpecAssertion
 from spec.registry import build_spec
 
+from .facts import (
+    Fact,
+    Layout,
+    base_facts,
+    candidate_facts,
+    holds,
+    mine,
+    prune_redundant,
+    reachable,
+)
 from .obligation import Obligation, ProofResult, Status
 from .render import Kind
 from .symbolic import Executor, PathLimit, SymbolicError, SymBool, SymInt, formula, implies
@@ -71,300 +80,6 @@ def coverage_params(pages: int = 4) -> SpecParams:
     t0 = ThreadProgram(0, (Alloc(2, "a"), Find("a"), Free("a")))
     t1 = ThreadProgram(1, (Alloc(3, "a"), Free("a"), Purge()))
     return SpecParams((t0, t1), pages=pages, lazy_max=1, nr_cpus=2)
-
-
-# ---------------------------------------------------------------------------- facts
-@dataclass(frozen=True)
-class Fact:
-    """A candidate conjunct: ``test(s)`` whenever actor ``actor`` is at ``pc`` (always, for a
-    fact with no actor).  ``reads`` are the fields it reads: ``(-1, i)`` a global, ``(k, j)``
-    local ``j`` of actor ``k``.  ``base`` marks the spec's own invariants."""
-
-    name: str
-    actor: int | None
-    pc: int | None
-    reads: frozenset[tuple[int, int]]
-    test: Callable[[State], Any]
-    base: bool = False
-
-
-@dataclass(frozen=True)
-class Term:
-    """A page mask named in facts: a global mask, a local mask, or a slot's area."""
-
-    name: str
-    field: tuple[int, int]
-    get: Callable[[State], Any]
-
-
-class Layout:
-    """Where a spec keeps what: mask fields, counters, slots, per actor."""
-
-    def __init__(self, spec: Spec) -> None:
-        self.spec = spec
-        fields = [*spec.global_fields, *spec.local_fields]
-        if any(f.owner == "codes" or isinstance(f.init, tuple) and f.show != "masks"
-               for f in fields):
-            raise NotImplementedError(f"spec {spec.name} keeps areas in lists of varying "
-                                      "length (area codes)")
-        self.gmasks = [i for i, f in enumerate(spec.global_fields) if f.owner == "mask"]
-        self.gnums = [i for i, f in enumerate(spec.global_fields)
-                      if f.owner is None and isinstance(f.init, int)]
-        self.lmasks = [j for j, f in enumerate(spec.local_fields) if f.owner == "mask"]
-        self.lnums = [j for j, f in enumerate(spec.local_fields)
-                      if f.owner is None and j != PC and isinstance(f.init, int)]
-        self.slots = [dict(spec.slot_index[k]) for k in range(len(spec.actor_names))]
-
-    def terms(self, k: int) -> list[Term]:
-        """Mask terms local to actor ``k``: its mask fields and its slots' areas."""
-        a = self.spec.actor_index[k]
-        who = self.spec.actor_names[k]
-        out = [Term(f"{who}.{self.spec.local_fields[j].name}", (k, j), _local(a, j))
-               for j in self.lmasks]
-        out += [Term(f"{who}.slot {name}", (k, j), _slot_area(a, j))
-                for name, j in self.slots[k].items()]
-        return out
-
-    def global_terms(self) -> list[Term]:
-        return [Term(self.spec.global_fields[i].name, (-1, i), _global(i))
-                for i in self.gmasks]
-
-
-def _popcount(x: Any) -> Any:
-    return x.bit_count()
-
-
-Get = Callable[[State], Any]
-
-
-# Template factories: each returns the test of one fact (closures keep mypy and the loops
-# below honest about which values they capture).
-def _local(a: int, j: int) -> Get:
-    return lambda s: s[a][j]
-
-
-def _global(i: int) -> Get:
-    return lambda s: s[i]
-
-
-def _slot_area(a: int, j: int) -> Get:
-    return lambda s: s[a][j] >> AREA_SHIFT
-
-
-def _eq_const(x: Get, c: int) -> Get:
-    return lambda s: x(s) == c
-
-
-def _ne_const(x: Get, c: int) -> Get:
-    return lambda s: x(s) != c
-
-
-def _eq(x: Get, y: Get) -> Get:
-    return lambda s: x(s) == y(s)
-
-
-def _eq_pages(x: Get, t: Get) -> Get:
-    return lambda s: x(s) == _popcount(t(s))
-
-
-def _eq_pages_plus(x: Get, t: Get, y: Get) -> Get:
-    return lambda s: x(s) == _popcount(t(s)) + y(s)
-
-
-def _empty(t: Get) -> Get:
-    return lambda s: t(s) == 0
-
-
-def _not_empty(t: Get) -> Get:
-    return lambda s: t(s) != 0
-
-
-def _one_run(t: Get) -> Get:
-    # An area is one run of pages: adding its lowest bit carries through all of it.
-    return lambda s: t(s) & (t(s) + (t(s) & -t(s))) == 0
-
-
-def _within(t: Get, u: Get) -> Get:
-    return lambda s: t(s) & ~u(s) == 0
-
-
-def _apart(t: Get, u: Get) -> Get:
-    return lambda s: t(s) & u(s) == 0
-
-
-def _small(x: Get) -> Get:
-    return lambda s: x(s) & ~1 == 0
-
-
-def candidate_facts(spec: Spec, lay: Layout, states: Sequence[State]) -> list[Fact]:
-    """Every template instance; mining keeps those true in all reachable states.  Constants
-    are proposed only as seen in ``states`` (the one value a counter has at a position)."""
-    out: list[Fact] = []
-    gterms = lay.global_terms()
-    n_actors = len(spec.actor_names)
-    seen: dict[tuple[int, int, int], set[int]] = {}
-    at_pc: set[tuple[int, int]] = set()
-    for st in states:
-        for k, a in enumerate(spec.actor_index):
-            at_pc.add((k, st[a][PC]))
-            for j in lay.lnums:
-                vals = seen.setdefault((k, st[a][PC], j), set())
-                if len(vals) < 2:
-                    vals.add(st[a][j])
-    # A position no reachable state is at: the actor is never there.
-    for k, a in enumerate(spec.actor_index):
-        for p in range(len(spec.tables[k])):
-            if (k, p) not in at_pc:
-                out.append(Fact(f"{spec.actor_names[k]} never at {spec.pos_text[k][p]!r}", None,
-                                None, frozenset({(k, PC)}),
-                                _ne_const(_local(a, PC), p)))
-    for k in range(n_actors):
-        a = spec.actor_index[k]
-        who = spec.actor_names[k]
-        mine = lay.terms(k)
-        every = mine + gterms
-        for p in range(len(spec.tables[k])):
-            at = f"{who} at {spec.pos_text[k][p]!r}"
-
-            def add(what: str, reads: set[tuple[int, int]], test: Get, p: int = p,
-                    at: str = at, k: int = k) -> None:
-                out.append(Fact(f"{at}: {what}", k, p, frozenset(reads | {(k, PC)}), test))
-
-            for j in lay.lnums:
-                name = spec.local_fields[j].name
-                x = _local(a, j)
-                vals = seen.get((k, p, j), set())
-                for c in sorted(vals) if len(vals) == 1 else ():
-                    add(f"{name} == {c}", {(k, j)}, _eq_const(x, c))
-                for t in mine:
-                    add(f"{name} == pages of {t.name}", {(k, j), t.field}, _eq_pages(x, t.get))
-                for j2 in lay.lnums:
-                    y = _local(a, j2)
-                    if j2 > j:
-                        add(f"{name} == {spec.local_fields[j2].name}", {(k, j), (k, j2)},
-                            _eq(x, y))
-                    if j2 != j:
-                        # A counter of pages in flight: those still in hand plus those of the
-                        # area being processed (the purge's merge loop).
-                        for t in mine:
-                            add(f"{name} == pages of {t.name} + {spec.local_fields[j2].name}",
-                                {(k, j), (k, j2), t.field}, _eq_pages_plus(x, t.get, y))
-            for t in every:
-                add(f"{t.name} is empty", {t.field}, _empty(t.get))
-            for t in mine:
-                add(f"{t.name} is not empty", {t.field}, _not_empty(t.get))
-                add(f"{t.name} is one run", {t.field}, _one_run(t.get))
-                for u in every:
-                    if u is t:
-                        continue
-                    add(f"{t.name} within {u.name}", {t.field, u.field}, _within(t.get, u.get))
-                    if u in mine:  # apart from an owner follows from single ownership
-                        add(f"{t.name} apart from {u.name}", {t.field, u.field},
-                            _apart(t.get, u.get))
-    # Position-free facts: areas of different actors never overlap; small counters.
-    for k1, k2 in itertools.combinations(range(n_actors), 2):
-        for t in lay.terms(k1):
-            for u in lay.terms(k2):
-                out.append(Fact(f"{t.name} apart from {u.name}", None, None,
-                                frozenset({t.field, u.field}), _apart(t.get, u.get)))
-    for i in lay.gnums:
-        name = spec.global_fields[i].name
-        out.append(Fact(f"{name} is 0 or 1", None, None, frozenset({(-1, i)}),
-                        _small(_global(i))))
-    return out
-
-
-def base_facts(spec: Spec) -> list[Fact]:
-    """The spec's own invariants, run as the explorer runs them."""
-    fast = spec._generate_fast_check()  # noqa: SLF001 - the very check the explorer runs
-    everything = frozenset({(-2, 0)})  # reads everything: always re-checked
-    out = [Fact("single owner, conservation and lock exclusion", None, None, everything,
-                fast, base=True)]
-    for name, make in spec.invariant_defs:
-        out.append(Fact(name, None, None, everything, _passes(make(spec)), base=True))
-    return out
-
-
-def _passes(check: Callable[[State], str | None]) -> Get:
-    return lambda s: check(s) is None
-
-
-# ---------------------------------------------------------------------------- mining
-def reachable(spec: Spec, limit: int = 200_000) -> list[State]:
-    succ = spec.make_successors(reduced=False)
-    seen = {spec.init}
-    frontier = [spec.init]
-    while frontier:
-        nxt = []
-        for s in frontier:
-            for t in succ(s):
-                if t not in seen:
-                    seen.add(t)
-                    nxt.append(t)
-                    if len(seen) > limit:
-                        raise RuntimeError(f"more than {limit} reachable states")
-        frontier = nxt
-    return list(seen)
-
-
-def holds(f: Fact, s: State, spec: Spec) -> bool:
-    if f.actor is not None and s[spec.actor_index[f.actor]][PC] != f.pc:
-        return True
-    return bool(f.test(s))
-
-
-def prune_redundant(facts: Sequence[Fact]) -> list[Fact]:
-    """Leave out facts that say nothing more than a simpler one at the same position: once a
-    counter is a constant there, relations between constants and sums with a zero add
-    nothing; once an area is empty there, "within" and "apart" from it add nothing."""
-    const: dict[tuple[int | None, int | None], dict[str, str]] = {}
-    empty: dict[tuple[int | None, int | None], set[str]] = {}
-    for f in facts:
-        what = f.name.rsplit(": ", 1)[-1]
-        key = (f.actor, f.pc)
-        if " == " in what and what.split(" == ")[1].isdigit():
-            name, val = what.split(" == ")
-            const.setdefault(key, {})[name] = val
-        if what.endswith(" is empty"):
-            empty.setdefault(key, set()).add(what[: -len(" is empty")])
-    out = []
-    for f in facts:
-        key = (f.actor, f.pc)
-        what = f.name.rsplit(": ", 1)[-1]
-        c = const.get(key, {})
-        e = empty.get(key, set())
-        if " == " in what:
-            left, right = what.split(" == ", 1)
-            if not right.isdigit():
-                parts = right.replace("pages of ", "").split(" + ")
-                others = [x for x in parts if x in c]
-                if left in c and all(x in c for x in parts):
-                    continue  # constants only: implied by the constants
-                if any(c.get(x) == "0" for x in others) and len(parts) > 1:
-                    continue  # "+ 0": the same as the shorter fact
-        if " within " in what or " apart from " in what:
-            sep = " within " if " within " in what else " apart from "
-            t = what.split(sep)[0]
-            if t in e:
-                continue
-        out.append(f)
-    return out
-
-
-def mine(spec: Spec, cands: Sequence[Fact], states: Sequence[State]) -> list[Fact]:
-    """The candidates true in every reachable state (and so in the initial one)."""
-    by_pos: dict[tuple[int | None, int | None], list[Fact]] = {}
-    for f in cands:
-        by_pos.setdefault((f.actor, f.pc), []).append(f)
-    alive = {id(f) for f in cands}
-    for s in states:
-        keys: list[tuple[int | None, int | None]] = [(None, None)]
-        keys += [(k, s[a][PC]) for k, a in enumerate(spec.actor_index)]
-        for key in keys:
-            for f in by_pos.get(key, ()):
-                if id(f) in alive and not f.test(s):
-                    alive.discard(id(f))
-    return [f for f in cands if id(f) in alive]
 
 
 # ---------------------------------------------------------------------------- symbolic states
@@ -734,23 +449,6 @@ def _affected(f: Fact, moved: frozenset[tuple[int, int]], k: int, pc2: Any) -> b
     if f.actor == k:
         return not isinstance(pc2, int) or pc2 == f.pc
     return not f.reads.isdisjoint(moved)
-
-
-def _changed(f: Fact, s: State, s2: State, spec: Spec, k: int) -> bool:
-    if f.base:
-        return True
-    if f.actor == k:  # the stepping actor: only its facts at the position it moves to
-        pc = s2[spec.actor_index[k]][PC]
-        return not isinstance(pc, int) or pc == f.pc
-    for who, j in f.reads:
-        if who == -1:
-            if not _same(s2[j], s[j]):
-                return True
-        elif who >= 0:
-            a = spec.actor_index[who]
-            if not _same(s2[a][j], s[a][j]):
-                return True
-    return False
 
 
 def _cti(case: StepCase, m: z3.ModelRef, broken: Fact | None, value: Any) -> Cti:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from proofs import induction
-from proofs.induction import Inductive, check_inductive, check_spec, cti_result, holds
+from proofs.facts import base_facts, holds, reachable
+from proofs.induction import Inductive, check_inductive, check_spec, cti_result
 from proofs.obligation import Status
 
 TIMEOUT = 30.0
@@ -26,13 +27,13 @@ def test_global_spec_invariants_are_inductive(strengthened: Inductive) -> None:
     ind = strengthened
     base = [f.name for f in ind.facts if f.base]
     # The spec's own invariants are all in the inductive set, none dropped.
-    assert base == [f.name for f in induction.base_facts(ind.spec)]
+    assert base == [f.name for f in base_facts(ind.spec)]
     assert "vmap_lazy_nr" in base
     assert len(ind.facts) > len(base)
     # Init => Inv.
     assert all(holds(f, ind.spec.init, ind.spec) for f in ind.facts)
     # Every fact of the set holds in every reachable state (it was mined from them).
-    states = induction.reachable(ind.spec)
+    states = reachable(ind.spec)
     assert all(holds(f, s, ind.spec) for s in states[:200] for f in ind.facts)
 
 
