@@ -38,6 +38,7 @@ from .designs.base import Range, Snapshot
 from .designs.free_space import GlobalFreeSpace
 from .errors import AllocationFailed, InvariantViolation, UnknownAddress
 from .freespace import merge_or_add_vmap_area
+from .intervals import addr_to_node_id
 from .rbtree import RBTree, VmapArea
 from .runtime import Atomic, Lock, LockKind, Runtime, Work
 
@@ -84,7 +85,7 @@ class ShardedDesign(GlobalFreeSpace):
     # ------------------------------------------------------------------ address mapping
     def addr_to_shard(self, addr: int) -> int:
         """``addr_to_node_id`` / ``addr_to_cpu``: the shard whose busy tree owns ``addr``."""
-        return (addr // self.zone_size) % self.nr_shards
+        return addr_to_node_id(addr, self.zone_size, self.nr_shards)
 
     # ------------------------------------------------------------------ global path
     def alloc_global(self, size: int, align: int, vstart: int, vend: int) -> int:

@@ -138,7 +138,7 @@ class NodesDesign(ShardedDesign):
         n = self.nr_vmap_nodes
         h = decode_vn_id(va.flags, n)  # the hot path of lazy_home()
         if h >= n:
-            h = (va.va_start // self.zone_size) % n
+            h = self.addr_to_shard(va.va_start)
         with self.lazy_lock[h]:
             self.lazy_root[h].insert(va)
             self._hand_drop((va.va_start, va.va_end))

@@ -197,7 +197,7 @@ class PercpuDesign(ShardedDesign):
     # ------------------------------------------------------------------ free
     def free_vmap_area_noflush(self, va: VmapArea) -> None:
         nr_lazy = self.vmap_lazy_nr.add_return((va.va_end - va.va_start) // self.page_size)
-        z = (va.va_start // self.zone_size) % self.nr_shards
+        z = self.addr_to_shard(va.va_start)
         with self.lazy_lock[z]:
             merge_or_add_vmap_area(self.lazy_root[z], va.va_start, va.va_end)
             self._hand_drop((va.va_start, va.va_end))

@@ -34,7 +34,7 @@ class NodesBusyEndNode(NodesMutant):
     catalog = {"threads": [["a = alloc(1)", "free(a)"]] * 2, "config": _SPANNING}
 
     def insert_busy(self, va: VmapArea) -> int:
-        i = (va.va_end // self.zone_size) % self.nr_shards
+        i = self.addr_to_shard(va.va_end)
         with self.busy_lock[i]:
             self.busy_root[i].insert(va)
             self._hand_drop((va.va_start, va.va_end))
@@ -51,7 +51,7 @@ class NodesLookupOwnNode(NodesMutant):
     catalog = {"threads": [["a = alloc(2)", "find(a)", "free(a)"]], "config": _SPANNING}
 
     def _find(self, addr: int) -> Range | None:
-        i = (addr // self.zone_size) % self.nr_shards
+        i = self.addr_to_shard(addr)
         with self.busy_lock[i]:
             va = self.busy_root[i].find_containing(addr)
             return (va.va_start, va.va_end) if va is not None else None

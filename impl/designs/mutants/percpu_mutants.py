@@ -32,7 +32,7 @@ class PercpuLazyUnlocked(PercpuMutant):
 
     def free_vmap_area_noflush(self, va: VmapArea) -> None:
         nr_lazy = self.vmap_lazy_nr.add_return((va.va_end - va.va_start) // self.page_size)
-        z = (va.va_start // self.zone_size) % self.nr_shards
+        z = self.addr_to_shard(va.va_start)
         merge_or_add_vmap_area(self.lazy_root[z], va.va_start, va.va_end)
         self._hand_drop((va.va_start, va.va_end))
         if nr_lazy > self.lazy_max:
@@ -68,7 +68,7 @@ class PercpuLookupOwnZone(PercpuMutant):
                "config": {"pages": 8, "lazy_max": 1, "cpus": 2, "zone_pages": 1}}
 
     def _find(self, addr: int) -> Range | None:
-        z = (addr // self.zone_size) % self.nr_shards
+        z = self.addr_to_shard(addr)
         with self.busy_lock[z]:
             va = self.busy_root[z].find_containing(addr)
             return (va.va_start, va.va_end) if va is not None else None
