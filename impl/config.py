@@ -43,8 +43,10 @@ class VmapConfig:
             raise ValueError(f"page_size must be a power of two, got {self.page_size}")
         if self.base % self.page_size:
             raise ValueError(f"base {self.base:#x} is not page aligned")
-        if self.end > 1 << 64:
-            raise ValueError("the managed range does not fit in 64 bits")
+        # va_end is an unsigned long: an exclusive end of 2^64 would be stored as 0.
+        if self.end >= 1 << 64:
+            raise ValueError(f"the managed range ends at {self.end:#x}: its exclusive end must "
+                             "be below 2^64")
         if self.nr_cpus <= 0:
             raise ValueError(f"nr_cpus must be positive, got {self.nr_cpus}")
         if self.lazy_max is not None and self.lazy_max < 0:
