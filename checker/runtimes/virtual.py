@@ -47,6 +47,7 @@ from impl.vmap_pool import VmapPools
 
 from ..simulate.costed import CostedPools, CostedTree
 from ..simulate.costs import CostModel
+from ..simulate.topology import Topology
 
 T = TypeVar("T")
 
@@ -86,7 +87,7 @@ class VThread:
 class VLock:
     """A spinlock or mutex in virtual time, with lock_stat counters."""
 
-    __slots__ = ("name", "lock_class", "kind", "owner", "free_at", "last_cpu", "waiters",
+    __slots__ = ("name", "lock_class", "kind", "owner", "free_at", "last_cpu", "waiters", "arbiter",
                  "acquired_at", "acquisitions", "contentions", "wait_ns", "wait_max", "hold_ns",
                  "hold_max", "_rt")
 
@@ -98,6 +99,7 @@ class VLock:
         self.free_at = 0.0
         self.last_cpu = -1
         self.waiters: deque[tuple[float, VThread]] = deque()
+        self.arbiter: VThread | None = None
         self.acquired_at = 0.0
         self.acquisitions = 0
         self.contentions = 0
@@ -118,22 +120,31 @@ class VLock:
         if heap and heap[0][0] < t.clock:
             rt._yield(t)
         now = t.clock
-        if self.owner is not None:
+        if rt._near_first:
+            if self.owner is not None or self.arbiter is not None or self.free_at > now:
+                self._queue(t, now)
+                return
+        elif self.owner is not None:
             # Held across a scheduling point: queue, sleep, be handed the lock on release.
             self.waiters.append((now, t))
             rt._block(t)
             return
         self.acquisitions += 1
         free_at = self.free_at
+        dom = rt._dom
         if free_at > now:
-            wait = free_at - now + rt._xfer
+            wait = free_at - now + (rt._xfer if dom[self.last_cpu] != dom[t.cpu] else rt._near)
             self.contentions += 1
             self.wait_ns += wait
             if wait > self.wait_max:
                 self.wait_max = wait
             now += wait
         else:
-            now += rt._lock if self.last_cpu == t.cpu else rt._lock + rt._xfer
+            last = self.last_cpu
+            if last != t.cpu:
+                now += rt._lock + (rt._xfer if dom[last] != dom[t.cpu] else rt._near)
+            else:
+                now += rt._lock
         t.clock = now
         self.acquired_at = now
         self.owner = t
@@ -151,9 +162,19 @@ class VLock:
         if hold > self.hold_max:
             self.hold_max = hold
         self.last_cpu = t.cpu
-        if self.waiters:
+        if self.waiters and rt._near_first:
+            # The earliest waiter decides at the release time who gets the lock.
+            self.owner = None
+            self.free_at = now
+            req, a = self.waiters[0]
+            self.arbiter = a
+            a.clock = req if req > now else now
+            rt._wake(a)
+        elif self.waiters:
             req, w = self.waiters.popleft()
-            grant = (req if req > now else now) + rt._xfer
+            dom = rt._dom
+            grant = (req if req > now else now) + (
+                rt._xfer if dom[t.cpu] != dom[w.cpu] else rt._near)
             wait = grant - req
             self.acquisitions += 1
             self.contentions += 1
@@ -167,6 +188,58 @@ class VLock:
         else:
             self.owner = None
             self.free_at = now
+
+    def _queue(self, t: VThread, now: float) -> None:
+        """Near-first hand-off: wait until granted.  The first waiter of a lock whose holder
+        already left (in virtual time, at ``free_at``) arbitrates at that instant; otherwise
+        the release names the earliest waiter arbiter.  The arbiter hands the lock on."""
+        rt = self._rt
+        self.waiters.append((now, t))
+        if self.owner is None and self.arbiter is None:
+            self.arbiter = t
+            t.clock = self.free_at
+            heap = rt._heap
+            if heap and heap[0][0] < t.clock:
+                rt._yield(t)
+        else:
+            rt._block(t)
+        while self.owner is not t:
+            # Woken as the arbiter: every request up to now is in.
+            w = self._arbitrate(t)
+            if w is t:
+                return
+            rt._wake(w)
+            rt._block(t)
+
+    def _arbitrate(self, a: VThread) -> VThread:
+        """At ``a``'s clock (the release time), grant the lock to the earliest waiter in the
+        releaser's cache domain, or to the earliest waiter when none is there."""
+        rt = self._rt
+        now = a.clock
+        dom = rt._dom
+        home = dom[self.last_cpu]
+        waiters = self.waiters
+        pick = 0
+        for i, (req, w) in enumerate(waiters):
+            if req > now:
+                break
+            if dom[w.cpu] == home:
+                pick = i
+                break
+        req, w = waiters[pick]
+        del waiters[pick]
+        grant = (req if req > now else now) + (rt._xfer if dom[w.cpu] != home else rt._near)
+        wait = grant - req
+        self.acquisitions += 1
+        self.contentions += 1
+        self.wait_ns += wait
+        if wait > self.wait_max:
+            self.wait_max = wait
+        self.owner = w
+        self.arbiter = None
+        self.acquired_at = grant
+        w.clock = grant
+        return w
 
     # The with-statement is the hot path: no extra call layer.
     __enter__ = acquire
@@ -213,7 +286,12 @@ class VAtomic:
                 self.wait_max = wait
             start = self.free_at
         cpu = t.cpu
-        end = start + (rt._lock if self.last_cpu == cpu else rt._lock + rt._xfer)
+        last = self.last_cpu
+        if last == cpu:
+            end = start + rt._lock
+        else:
+            dom = rt._dom
+            end = start + rt._lock + (rt._xfer if dom[last] != dom[cpu] else rt._near)
         self.free_at = end
         self.last_cpu = cpu
         self.sharers = 0
@@ -226,9 +304,12 @@ class VAtomic:
             heap = rt._heap
             if heap and heap[0][0] < t.clock:
                 rt._yield(t)
-            bit = 1 << t.cpu
-            if self.last_cpu != t.cpu and not self.sharers & bit:
-                t.clock += rt._xfer
+            cpu = t.cpu
+            bit = 1 << cpu
+            last = self.last_cpu
+            if last != cpu and not self.sharers & bit:
+                dom = rt._dom
+                t.clock += rt._xfer if dom[last] != dom[cpu] else rt._near
                 self.sharers |= bit
         return self.value
 
@@ -296,8 +377,20 @@ class VirtualRuntime:
     thread finished; ``locks`` hold lock_stat counters.
     """
 
-    def __init__(self, costs: CostModel, nr_cpus: int, seed: int = 0) -> None:
+    def __init__(self, costs: CostModel, nr_cpus: int, seed: int = 0,
+                 topology: Topology | None = None, near_first: bool = False) -> None:
         self.costs = costs
+        if topology is None:
+            topology = Topology.flat(nr_cpus)
+        elif topology.nr_cpus != nr_cpus:
+            raise ValueError(f"topology {topology.name} has {topology.nr_cpus} CPUs, "
+                             f"the machine {nr_cpus}")
+        self.topology = topology
+        # Cache domain of each CPU; the extra last entry is what index -1 (a line nobody
+        # wrote yet) reads: a domain of its own, so the first touch is a far transfer.
+        self._dom = [*topology.domain, -1]
+        self._near = costs.xfer_ns * topology.near_ratio
+        self._near_first = near_first
         # The work outside the allocator varies from call to call (a per-CPU page list that
         # needs a refill, a TLB miss): uniform on [0, 2 * call_ns), seeded.  Without it the
         # threads of a deterministic simulation fall into lock-step phases that real CPUs
@@ -305,7 +398,6 @@ class VirtualRuntime:
         self._rand = random.Random(seed).random
         self.nr_cpus = nr_cpus
         self._node = costs.node_ns
-        self._node_miss = costs.node_ns + costs.xfer_ns
         self._lock = costs.lock_ns
         self._xfer = costs.xfer_ns
         self._tlb = costs.tlb_ns

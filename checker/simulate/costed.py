@@ -58,7 +58,10 @@ class CostedTree:
             t.clock += depth * rt._node
         else:
             dirty = depth if self._t.augmented or depth < MAX_DIRTY else MAX_DIRTY
-            t.clock += depth * rt._node + dirty * rt._xfer
+            dom = rt._dom
+            last = self._last_cpu
+            t.clock += depth * rt._node + dirty * (
+                rt._xfer if dom[last] != dom[cpu] else rt._near)
             if not write:
                 self._sharers |= 1 << cpu
         if write:
@@ -137,11 +140,14 @@ class CostedPools:
         t = rt.current
         if t is None:
             return
-        if self._last_cpu == t.cpu:
+        cpu = t.cpu
+        last = self._last_cpu
+        if last == cpu:
             t.clock += rt._node
         else:
-            t.clock += rt._node_miss
-            self._last_cpu = t.cpu
+            dom = rt._dom
+            t.clock += rt._node + (rt._xfer if dom[last] != dom[cpu] else rt._near)
+            self._last_cpu = cpu
 
     def add_va(self, idx: int, va: VmapArea) -> None:
         self._touch()

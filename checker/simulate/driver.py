@@ -35,6 +35,7 @@ from ..runtimes.virtual import VirtualRuntime
 from ..stress.workloads import TestCase, TestContext, live_pages_estimate
 from .cases import CostedCalls, VirtualLatencies, scaled_setups
 from .costs import CostModel
+from .topology import Topology
 
 MIN_PAGES = 1 << 22
 
@@ -55,11 +56,27 @@ class SimConfig:
     online_cpus: int | None = None
     setup_scale: int = 1
     pages: int | None = None
+    topology: Topology | None = None
+    near_first: bool = False
+
+    def __post_init__(self) -> None:
+        top = self.topology
+        if top is not None and self.online_cpus is not None and self.online_cpus != top.nr_cpus:
+            raise ValueError(f"online_cpus={self.online_cpus} but topology {top.name} has "
+                             f"{top.nr_cpus} CPUs")
 
     @property
     def nr_cpus(self) -> int:
         """``num_online_cpus()`` of the modelled machine."""
+        if self.topology is not None:
+            return self.topology.nr_cpus
         return self.online_cpus if self.online_cpus is not None else self.cpus
+
+    def placement(self) -> list[int]:
+        """The CPU of each test thread: the topology's spread, or thread ``i`` on CPU ``i``."""
+        if self.topology is not None:
+            return self.topology.place(self.cpus)
+        return [i % self.nr_cpus for i in range(self.cpus)]
 
     def vmap_config(self, page_size: int = 4096) -> VmapConfig:
         pages = self.pages
@@ -163,7 +180,7 @@ def run_simulation(cfg: SimConfig, progress: Callable[[int], None] | None = None
 
 def _run(cfg: SimConfig, progress: Callable[[int], None] | None) -> SimResult:
     wall0 = time.perf_counter()
-    rt = VirtualRuntime(cfg.costs, cfg.nr_cpus, cfg.seed)
+    rt = VirtualRuntime(cfg.costs, cfg.nr_cpus, cfg.seed, cfg.topology, cfg.near_first)
     rt.progress = progress
     vcfg = cfg.vmap_config()
     design = cfg.design(rt, vcfg)
@@ -179,7 +196,7 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None) -> SimResult:
                     failed[case.short] = failed.get(case.short, 0) + 1
         return run
 
-    for i in range(cfg.cpus):
+    for i, cpu in enumerate(cfg.placement()):
         rng = random.Random(master.getrandbits(64))
         ctx = TestContext(design=adapter, rng=rng, loops=cfg.ops, nr_cpus=cfg.nr_cpus,
                           stop=stop, nr_pages=cfg.nr_pages)
@@ -188,7 +205,7 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None) -> SimResult:
         if not cfg.sequential:
             rng.shuffle(order)
         start = master.random() * cfg.costs.call_ns
-        rt.spawn(f"vmalloc_test/{i}", i % cfg.nr_cpus, body(ctx, order), start)
+        rt.spawn(f"vmalloc_test/{i}", cpu, body(ctx, order), start)
     try:
         rt.run()
     except Exception as exc:
