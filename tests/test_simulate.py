@@ -12,6 +12,7 @@ from checker.simulate.costs import FITTED_PATH, CostModel, load_fitted, parse_ov
 from checker.simulate.driver import DesignFailure, SimConfig, run_simulation
 from checker.simulate.fit import log_error, nelder_mead
 from checker.simulate.published import V1_GLOBAL, V1_PATCHED, V3_MASK7
+from checker.simulate.topology import THREADRIPPER_3970X, Topology
 from checker.simulate.validate import validate
 from checker.stress import workloads
 from checker.stress.workloads import by_mask, by_names
@@ -182,3 +183,42 @@ def test_validation_structure_bounded() -> None:
     assert any("speedup" in k for k in val.targets)
     assert any(r.name.startswith("speedup") for r in val.ratios)
     assert val.to_json()["points"][0]["relative_error"] == val.points[0].rel_error
+
+
+# Figures of the model before cache topologies existed (same costs, seed and sizes): the
+# default (flat) topology must reproduce them exactly.
+PRE_TOPOLOGY = {"global": (2.641061338289963, 792.9175929254184),
+                "nodes": (1.6100284927939907, 484.0772969255064),
+                "percpu": (0.556426731093276, 170.37599564465788)}
+
+
+@pytest.mark.parametrize("design", sorted(PRE_TOPOLOGY))
+def test_flat_topology_gives_the_numbers_of_the_model_without_topology(design: str) -> None:
+    costs = CostModel(call_ns=100, node_ns=2, lock_ns=20, xfer_ns=100, tlb_ns=300)
+    for topology in (None, Topology.flat(8)):
+        r = run_simulation(SimConfig(get_design(design), 4, FIX, costs, ops=300, seed=3,
+                                     online_cpus=8, topology=topology))
+        assert (r.per_op_us, r.makespan_us) == pytest.approx(PRE_TOPOLOGY[design], rel=1e-12)
+
+
+def test_shared_cache_domains_make_global_cheaper_at_four_jobs_per_ccx() -> None:
+    """On the published machine 32 jobs put four on each CCX: near-first hand-offs keep the
+    busy lock inside a CCX and its lines in the shared L3."""
+    flat = run_simulation(SimConfig(get_design("global"), 32, FIX, COSTS, ops=60,
+                                    online_cpus=64))
+    tr = run_simulation(SimConfig(get_design("global"), 32, FIX, COSTS, ops=60,
+                                  topology=THREADRIPPER_3970X))
+    assert tr.nr_cpus == flat.nr_cpus == 64
+    assert tr.per_op_us < 0.8 * flat.per_op_us
+    # One job per CCX: nothing is near, the two machines agree closely.
+    flat8 = run_simulation(SimConfig(get_design("global"), 8, FIX, COSTS, ops=100,
+                                     online_cpus=64))
+    tr8 = run_simulation(SimConfig(get_design("global"), 8, FIX, COSTS, ops=100,
+                                   topology=THREADRIPPER_3970X))
+    assert tr8.per_op_us == pytest.approx(flat8.per_op_us, rel=0.15)
+
+
+def test_topology_and_online_cpus_must_agree() -> None:
+    with pytest.raises(ValueError):
+        SimConfig(get_design("global"), 4, FIX, COSTS, online_cpus=8,
+                  topology=THREADRIPPER_3970X)

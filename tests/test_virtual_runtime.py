@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from checker.runtimes.virtual import SimulationError, VirtualRuntime
 from checker.simulate.costed import MAX_DIRTY, CostedTree
 from checker.simulate.costs import CostModel
+from checker.simulate.topology import THREADRIPPER_3970X, Topology
 from impl.config import VmapConfig
 from impl.designs.global_ import GlobalDesign
 from impl.rbtree import RBTree, VmapArea
@@ -224,3 +225,105 @@ def test_design_under_virtual_time_keeps_its_invariants() -> None:
     d.check_invariants(at_rest=True)
     assert all(len(t.samples) == 200 for t in rt.threads)
     assert any(lk.contentions for lk in rt.locks)
+
+
+# ---------------------------------------------------------------- topology and hand-off rule
+def _two_domains(near_first: bool) -> Topology:
+    """CPUs 0, 1 share a cache domain, CPU 2 is alone in another; near lines cost a quarter."""
+    return Topology("test", (0, 0, 1), (0, 1, 2), near_ratio=0.25, near_first=near_first)
+
+
+def _hand_offs(topology: Topology | None) -> tuple[list[tuple[str, float]], VirtualRuntime]:
+    """H (CPU 0) takes the lock at 0 (a first touch: far, 8) and holds it 8..18; F (CPU 2,
+    far) asks at 1, N (CPU 1, near to H) at 2."""
+    rt = VirtualRuntime(CostModel(call_ns=0, node_ns=0, lock_ns=0, xfer_ns=8, tlb_ns=0), 3,
+                        topology=topology)
+    lock = rt.lock("L")
+    grants: list[tuple[str, float]] = []
+
+    def body(name: str, hold: float) -> None:
+        with lock:
+            grants.append((name, rt.now()))
+            rt.charge(hold)
+
+    rt.spawn("H", 0, lambda: body("H", 10.0), 0.0)
+    rt.spawn("F", 2, lambda: body("F", 10.0), 1.0)
+    rt.spawn("N", 1, lambda: body("N", 10.0), 2.0)
+    rt.run()
+    return grants, rt
+
+
+def test_default_topology_is_flat_and_fifo() -> None:
+    grants, rt = _hand_offs(None)
+    assert rt.topology == Topology.flat(3)
+    # FIFO: F (asked first) at 18 + 8, then N at 36 + 8.
+    assert grants == [("H", 8.0), ("F", 26.0), ("N", 44.0)]
+
+
+def test_a_transfer_inside_a_cache_domain_costs_less() -> None:
+    grants, _ = _hand_offs(_two_domains(near_first=False))
+    # FIFO keeps the order; H -> F and F -> N cross domains at full price.
+    assert grants == [("H", 8.0), ("F", 26.0), ("N", 44.0)]
+    # A near hand-off (H on CPU 0 to N on CPU 1) costs 8 * 0.25 = 2.
+    rt = VirtualRuntime(CostModel(call_ns=0, node_ns=0, lock_ns=0, xfer_ns=8, tlb_ns=0), 3,
+                        topology=_two_domains(near_first=False))
+    lock = rt.lock("L")
+    got: dict[str, float] = {}
+
+    def body(name: str) -> None:
+        with lock:
+            got[name] = rt.now()
+            rt.charge(10.0)
+
+    rt.spawn("H", 0, lambda: body("H"), 0.0)
+    rt.spawn("N", 1, lambda: body("N"), 1.0)
+    rt.run()
+    assert got == {"H": 8.0, "N": 20.0}  # 18 + 2, against 18 + 8 across domains
+
+
+def test_near_first_hand_off_prefers_the_releasers_domain() -> None:
+    grants, rt = _hand_offs(_two_domains(near_first=True))
+    # H releases at 18: N (same domain, asked at 2) goes before F (asked at 1): 18 + 2 = 20;
+    # F gets it when N releases at 30, one far transfer later: 38.
+    assert grants == [("H", 8.0), ("N", 20.0), ("F", 38.0)]
+    lock = rt.locks[0]
+    assert lock.acquisitions == 3 and lock.contentions == 2
+    assert lock.wait_ns == pytest.approx((20.0 - 2.0) + (38.0 - 1.0))
+
+
+def test_near_first_never_passes_over_a_waiter_that_has_not_asked_yet() -> None:
+    rt = VirtualRuntime(CostModel(call_ns=0, node_ns=0, lock_ns=0, xfer_ns=8, tlb_ns=0), 3,
+                        topology=_two_domains(near_first=True))
+    lock = rt.lock("L")
+    grants: list[str] = []
+
+    def body(name: str) -> None:
+        with lock:
+            grants.append(name)
+            rt.charge(10.0)
+
+    rt.spawn("H", 0, lambda: body("H"), 0.0)
+    rt.spawn("F", 2, lambda: body("F"), 1.0)
+    rt.spawn("N", 1, lambda: body("N"), 19.0)  # asks after H's release at 18
+    rt.run()
+    assert grants == ["H", "F", "N"]
+
+
+def test_threadripper_placement_spreads_over_ccxs_first() -> None:
+    top = THREADRIPPER_3970X
+    assert top.nr_cpus == 64 and len(set(top.domain)) == 8
+    for jobs, per_domain in ((8, 1), (16, 2), (32, 4), (64, 8)):
+        cpus = top.place(jobs)
+        assert len(set(cpus)) == jobs
+        counts = [sum(1 for c in cpus if top.domain[c] == d) for d in range(8)]
+        assert counts == [per_domain] * 8
+    assert all(c < 32 for c in top.place(32))  # SMT siblings only past one job per core
+
+
+def test_bad_topologies_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        Topology("x", (0, 1), (0, 0))
+    with pytest.raises(ValueError):
+        Topology("x", (0, 1), (0, 1), near_ratio=2.0)
+    with pytest.raises(ValueError):
+        VirtualRuntime(UNIT, 4, topology=Topology.flat(2))

@@ -378,7 +378,7 @@ class VirtualRuntime:
     """
 
     def __init__(self, costs: CostModel, nr_cpus: int, seed: int = 0,
-                 topology: Topology | None = None, near_first: bool = False) -> None:
+                 topology: Topology | None = None) -> None:
         self.costs = costs
         if topology is None:
             topology = Topology.flat(nr_cpus)
@@ -390,7 +390,7 @@ class VirtualRuntime:
         # wrote yet) reads: a domain of its own, so the first touch is a far transfer.
         self._dom = [*topology.domain, -1]
         self._near = costs.xfer_ns * topology.near_ratio
-        self._near_first = near_first
+        self._near_first = topology.near_first
         # The work outside the allocator varies from call to call (a per-CPU page list that
         # needs a refill, a TLB miss): uniform on [0, 2 * call_ns), seeded.  Without it the
         # threads of a deterministic simulation fall into lock-step phases that real CPUs

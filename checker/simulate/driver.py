@@ -57,7 +57,6 @@ class SimConfig:
     setup_scale: int = 1
     pages: int | None = None
     topology: Topology | None = None
-    near_first: bool = False
 
     def __post_init__(self) -> None:
         top = self.topology
@@ -180,7 +179,7 @@ def run_simulation(cfg: SimConfig, progress: Callable[[int], None] | None = None
 
 def _run(cfg: SimConfig, progress: Callable[[int], None] | None) -> SimResult:
     wall0 = time.perf_counter()
-    rt = VirtualRuntime(cfg.costs, cfg.nr_cpus, cfg.seed, cfg.topology, cfg.near_first)
+    rt = VirtualRuntime(cfg.costs, cfg.nr_cpus, cfg.seed, cfg.topology)
     rt.progress = progress
     vcfg = cfg.vmap_config()
     design = cfg.design(rt, vcfg)

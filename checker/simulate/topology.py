@@ -32,6 +32,7 @@ class Topology:
     domain: tuple[int, ...]
     spread: tuple[int, ...]
     near_ratio: float = 1.0
+    near_first: bool = False
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -61,7 +62,8 @@ class Topology:
         domains = len(set(self.domain))
         return (f"{self.name}: {self.nr_cpus} CPUs in {domains} cache domain(s)"
                 + (f", transfer inside a domain {self.near_ratio:g} x xfer_ns"
-                   if domains < self.nr_cpus else ""))
+                   if domains < self.nr_cpus else "")
+                + (", near-first hand-off" if self.near_first else ", FIFO hand-off"))
 
 
 def zen2_threadripper(ccx: int = 8, cores_per_ccx: int = 4, smt: int = 2) -> Topology:
@@ -74,6 +76,7 @@ def zen2_threadripper(ccx: int = 8, cores_per_ccx: int = 4, smt: int = 2) -> Top
                    for t in range(smt) for j in range(cores_per_ccx) for k in range(ccx))
     return Topology(
         "Threadripper 3970X", domain, spread, near_ratio=ZEN2_NEAR_RATIO,
+        near_first=True,
         source="AMD Zen 2: 4 cores per CCX share one L3; 8 CCXs (4 CCDs) behind the IO die")
 
 

@@ -13,9 +13,12 @@ divided by ``V3_SETUP_SCALE`` (so that set-ups are about the same small share of
 in the kernel's run) and compares makespans; its trees are 64 times smaller, six levels
 shallower than the kernel's, which favours ``global``.
 
-``online_cpus`` models the published machine as it was (64 hardware threads whatever the job
-count: ``lazy_max_pages`` and the node count then stay those of 64 CPUs); by default each run's
-machine has as many CPUs as jobs.
+Every run models the published machine as it was (``topology.THREADRIPPER_3970X``): 64
+hardware threads whatever the job count (``lazy_max_pages`` and the node count are those of
+64 CPUs), eight CCXs of four cores, jobs spread over the CCXs as the load balancer places them,
+and the hand-off rule assumed for it.  The fit (``fit``) runs on the same machine.  An
+``online_cpus`` other than 64 replaces it by a flat machine of that many CPUs (one cache
+domain per CPU, FIFO hand-off).
 
 Relies on ``checker.simulate.driver``, ``cases`` and ``published``.
 """
@@ -33,6 +36,7 @@ from .cases import steady_ops
 from .costs import CostModel
 from .driver import SimConfig, SimResult, run_simulation
 from .published import LSFMM_2023, V1_GLOBAL, V1_PATCHED, V3_MASK7, Curve
+from .topology import THREADRIPPER_3970X, Topology
 
 V3_LOOPS = 4000
 V3_SETUP_SCALE = 64
@@ -41,6 +45,14 @@ NODES_FACTOR = 2.0  # nodes (out of sample) within a factor of 2 at every point
 SPEEDUP_RANGE = (3.0, 12.0)  # nodes' 32-job speedup over global (published 5.5x)
 
 Progress = Callable[[str], None]
+
+
+def machine(online_cpus: int | None) -> Topology | None:
+    """The modelled machine: the published one, unless ``online_cpus`` asks for another CPU
+    count (then a flat machine of that many CPUs, None here)."""
+    if online_cpus is None or online_cpus == THREADRIPPER_3970X.nr_cpus:
+        return THREADRIPPER_3970X
+    return None
 
 
 @dataclass(frozen=True)
@@ -99,16 +111,18 @@ class Validation:
 
 def run_curve(curve: Curve, design: str, costs: CostModel, seed: int, ops: int | None,
               in_sample: bool, out: Validation, progress: Progress | None,
-              online_cpus: int | None = None) -> dict[int, float]:
+              online_cpus: int | None = None,
+              topology: Topology | None = THREADRIPPER_3970X) -> dict[int, float]:
     tests = by_names("fix_size")
     cls = get_design(design)
     got: dict[int, float] = {}
     for n in curve.jobs:
         if progress is not None:
             progress(f"{design} × {n}")
-        n_ops = ops if ops is not None else steady_ops(tests, n, online_cpus or n)
+        nr_cpus = topology.nr_cpus if topology is not None else (online_cpus or n)
+        n_ops = ops if ops is not None else steady_ops(tests, n, nr_cpus)
         res = run_simulation(SimConfig(cls, n, tests, costs, ops=n_ops, seed=seed,
-                                       online_cpus=online_cpus))
+                                       online_cpus=online_cpus, topology=topology))
         out.runs.append(res)
         got[n] = res.per_op_us
         out.points.append(PointRow(curve.name, design, n, curve.at(n) or 0.0, res.per_op_us,
@@ -116,15 +130,16 @@ def run_curve(curve: Curve, design: str, costs: CostModel, seed: int, ops: int |
     return got
 
 
-def run_v3(costs: CostModel, seed: int, loops: int, scale: int,
-           progress: Progress | None) -> tuple[SimResult, SimResult]:
+def run_v3(costs: CostModel, seed: int, loops: int, scale: int, progress: Progress | None,
+           topology: Topology | None = THREADRIPPER_3970X) -> tuple[SimResult, SimResult]:
     tests, _ = by_mask(V3_MASK7.mask)
     out = []
     for design in ("global", "nodes"):
         if progress is not None:
             progress(f"{design} × {V3_MASK7.threads}, mask {V3_MASK7.mask}")
         out.append(run_simulation(SimConfig(get_design(design), V3_MASK7.threads, tests, costs,
-                                            ops=loops, seed=seed, setup_scale=scale)))
+                                            ops=loops, seed=seed, setup_scale=scale,
+                                            topology=topology)))
     return out[0], out[1]
 
 
@@ -133,10 +148,15 @@ def validate(costs: CostModel, seed: int = 0, ops: int | None = None, v3: bool =
              percpu: bool = True, progress: Progress | None = None,
              online_cpus: int | None = None) -> Validation:
     val = Validation()
-    g = run_curve(V1_GLOBAL, "global", costs, seed, ops, True, val, progress, online_cpus)
-    nd = run_curve(V1_PATCHED, "nodes", costs, seed, ops, False, val, progress, online_cpus)
+    topo = machine(online_cpus)
+    if topo is not None:
+        online_cpus = None
+    g = run_curve(V1_GLOBAL, "global", costs, seed, ops, True, val, progress, online_cpus, topo)
+    nd = run_curve(V1_PATCHED, "nodes", costs, seed, ops, False, val, progress, online_cpus,
+                   topo)
     if percpu:
-        run_curve(V1_PATCHED, "percpu", costs, seed, ops, False, val, progress, online_cpus)
+        run_curve(V1_PATCHED, "percpu", costs, seed, ops, False, val, progress, online_cpus,
+                  topo)
 
     errs = [abs(p.rel_error) for p in val.curve(V1_GLOBAL.name) if 2 <= p.jobs <= 32]
     worst = max(errs) if errs else 0.0
@@ -163,7 +183,9 @@ def validate(costs: CostModel, seed: int = 0, ops: int | None = None, v3: bool =
             "unverified figure (paywalled write-up); the v1 table gives "
             f"{(V1_GLOBAL.at(lsfmm_jobs) or 0) / (V1_GLOBAL.at(1) or 1):.1f}x"))
     if v3:
-        before, after = run_v3(costs, seed, v3_loops, v3_scale, progress)
+        before, after = run_v3(costs, seed, v3_loops, v3_scale, progress,
+                               topo if topo is not None and topo.nr_cpus >= V3_MASK7.threads
+                               else None)
         val.runs.extend([before, after])
         val.ratios.append(RatioRow(
             V3_MASK7.name, f"global makespan over nodes makespan, mask {V3_MASK7.mask} "
