@@ -16,6 +16,14 @@ lock are seen in time order and FIFO hand-off (qspinlock's MCS queue) follows di
 - lock held across a scheduling point (a nested acquire, an atomic): the requester queues and
   sleeps; the release hands the lock to the first waiter at ``max(request, release) + xfer_ns``.
 
+A ``Topology`` (``checker.simulate.topology``) maps each CPU to a cache domain: a transfer
+between two CPUs of one domain costs ``near_ratio * xfer_ns`` (the default topology gives
+every CPU its own domain, so every transfer costs ``xfer_ns``).  A topology with
+``near_first`` replaces FIFO hand-off by an arbitration at the release instant: every
+contended requester queues and sleeps, the earliest waiter wakes at the release time and hands
+the lock to the earliest waiter of the releaser's domain (else the earliest waiter).  That
+path costs two switches per contended acquisition, so it is used only when asked for.
+
 Costs come from a ``CostModel`` (``checker.simulate.costs``): tree and pool calls through the
 wrappers that ``shared`` returns (``checker.simulate.costed``) cost a search path, with cache
 misses when another CPU wrote the structure last; atomics serialise on their cache line like a
