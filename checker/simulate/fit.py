@@ -1,18 +1,22 @@
-"""Calibration: fit the five costs to the published ``global`` curve, write ``fitted.json``.
+"""Calibration: fit the cost model to the published ``global`` curve, write ``fitted.json``.
 
 ``python -m checker.simulate.fit`` simulates the ``global`` design at the v1 cover letter's job
-counts (1..32, fix_size) and adjusts the costs to minimise the sum of squared log-ratios of
-simulated to published µs per pair (a symmetric relative error).  The search is Nelder-Mead in
-log space (so every cost stays positive and steps are relative), a dozen lines written here
-rather than a dependency on scipy: five parameters, a noisy-but-deterministic objective, a few
-hundred evaluations.  Every evaluation uses the same seed, so the objective is a fixed function
-of the costs.
+counts (1..32, fix_size) on the published machine as it was (``topology.THREADRIPPER_3970X``:
+64 online CPUs at every job count, CCX topology, near-first hand-off; the validation runs on
+the same machine) and adjusts ``FITTED`` (call, node, lock and transfer costs; ``tlb_ns`` is
+held, see ``costs``) to minimise the sum of squared log-ratios of simulated to published µs
+per pair (a symmetric relative error).  Each point runs in the steady state: one drain cycle
+after the first (28,672 pairs per cycle on 64 CPUs), about 11 s per evaluation, 60
+evaluations in about 11 minutes.  The search is Nelder-Mead in log space (every cost stays
+positive, steps are relative), written here rather than a dependency on scipy.  Every
+evaluation uses the same seed, so the objective is a fixed function of the costs.
 
 Nothing else is fitted: the ``nodes`` curve, the v3 ratio and the talk's figure are predicted
 with these costs by ``checker.simulate.validate``.  The result is committed next to this file
 and is the default of ``vmapcheck simulate``.
 
-Relies on ``checker.simulate.driver`` (a simulation), ``costs`` and ``published``.
+Relies on ``checker.simulate.driver`` (a simulation), ``cases``, ``costs``, ``published`` and
+``topology``.
 """
 
 from __future__ import annotations
