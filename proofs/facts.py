@@ -8,6 +8,12 @@ true in every reachable state of a scenario (and so in the initial one); ``prune
 leaves out those a simpler fact at the same position already says.  The same tests run on
 concrete states and, in ``proofs.induction``, on symbolic ones.
 
+Limits.  Fields that hold lists of area codes of varying length (the ``nodes`` spec) have no
+templates: ``Layout`` rejects them.  Candidates at a position no mined state reaches are the
+relational templates and, for the held locks, every lock set the actor is seen holding; they
+are vacuously mined, so Houdini alone decides them (many rounds: that is what makes the
+``percpu`` strengthening slow).
+
 Relies on ``spec`` (compile, masks, protocol) only.
 """
 
@@ -19,10 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from spec.compile import Spec
-from spec.masks import AREA_SHIFT
-from spec.protocol import PC
+from spec.masks import AREA_SHIFT, fmt
+from spec.protocol import HELD, PC
 
 State = tuple[Any, ...]
+TAG_MASK = (1 << AREA_SHIFT) - 1
 
 
 # ---------------------------------------------------------------------------- facts
@@ -65,6 +72,8 @@ class Layout:
         self.lmasks = [j for j, f in enumerate(spec.local_fields) if f.owner == "mask"]
         self.lnums = [j for j, f in enumerate(spec.local_fields)
                       if f.owner is None and j != PC and isinstance(f.init, int)]
+        self.ltuples = [j for j, f in enumerate(spec.local_fields)
+                        if isinstance(f.init, tuple) and f.show == "masks"]
         self.slots = [dict(spec.slot_index[k]) for k in range(len(spec.actor_names))]
 
     def terms(self, k: int) -> list[Term]:
@@ -75,6 +84,14 @@ class Layout:
                for j in self.lmasks]
         out += [Term(f"{who}.slot {name}", (k, j), _slot_area(a, j))
                 for name, j in self.slots[k].items()]
+        # A fixed number of masks in one field (a purge's detached list per zone).
+        for j in self.ltuples:
+            f = self.spec.local_fields[j]
+            assert isinstance(f.init, tuple)
+            out += [Term(f"{who}.{f.name}[{n}]", (k, j), _item(a, j, n))
+                    for n in range(len(f.init))]
+            # All of them at once: what a purge holds detached over every zone.
+            out.append(Term(f"{who}.{f.name}[*]", (k, j), _items(a, j, len(f.init))))
         return out
 
     def global_terms(self) -> list[Term]:
@@ -93,6 +110,19 @@ Get = Callable[[State], Any]
 # below honest about which values they capture).
 def _local(a: int, j: int) -> Get:
     return lambda s: s[a][j]
+
+
+def _item(a: int, j: int, n: int) -> Get:
+    return lambda s: s[a][j][n]
+
+
+def _items(a: int, j: int, n: int) -> Get:
+    def union(s: State) -> Any:
+        acc = s[a][j][0]
+        for i in range(1, n):
+            acc = acc | s[a][j][i]
+        return acc
+    return union
 
 
 def _global(i: int) -> Get:
@@ -121,6 +151,35 @@ def _eq_pages(x: Get, t: Get) -> Get:
 
 def _eq_pages_plus(x: Get, t: Get, y: Get) -> Get:
     return lambda s: x(s) == _popcount(t(s)) + y(s)
+
+
+def _pages_const(t: Get, c: int) -> Get:
+    return lambda s: _popcount(t(s)) == c
+
+
+def _within_unless(t: Get, u: Get, x: int) -> Get:
+    return lambda s: (t(s) & ~u(s) == 0) | (t(s) & -t(s) & ~x == 0)
+
+
+def _within_slots(u: Get, slots: list[tuple[int, int]]) -> Get:
+    def test(s: State) -> Any:
+        acc = 0
+        for a, j in slots:
+            acc = acc | s[a][j] >> AREA_SHIFT
+        return u(s) & ~acc == 0
+    return test
+
+
+def _tag_const(x: Get, c: int) -> Get:
+    return lambda s: x(s) & TAG_MASK == c
+
+
+def _within_const(t: Get, u: int) -> Get:
+    return lambda s: t(s) & ~u == 0
+
+
+def _starts_within(t: Get, low: int) -> Get:
+    return lambda s: t(s) & -t(s) & ~low == 0
 
 
 def _empty(t: Get) -> Get:
@@ -152,17 +211,49 @@ def candidate_facts(spec: Spec, lay: Layout, states: Sequence[State]) -> list[Fa
     """Every template instance; mining keeps those true in all reachable states.  Constants
     are proposed only as seen in ``states`` (the one value a counter has at a position)."""
     out: list[Fact] = []
-    gterms = lay.global_terms()
     n_actors = len(spec.actor_names)
     seen: dict[tuple[int, int, int], set[int]] = {}
     at_pc: set[tuple[int, int]] = set()
+    sizes: dict[tuple[int, int, str], set[int]] = {}
+    # The pages a local mask ever covers at a position, and where its lowest page lies (the
+    # zone or node an area belongs to is that of its start).
+    span: dict[tuple[int, int, str], int] = {}
+    tags: dict[tuple[int, int, str], set[int]] = {}
+    held_any: dict[int, set[int]] = {}
+    # Where a slot's area starts when it is not inside a structure: "the area is in the busy
+    # tree of its zone" is "inside busy:zone1 unless it starts in zone 0".
+    outside: dict[tuple[int, int, str, str], int] = {}
+    slot_terms = [[t for t in lay.terms(k) if ".slot " in t.name] for k in range(n_actors)]
+    starts: dict[tuple[int, int, str], int] = {}
+    local_terms = [lay.terms(k) for k in range(n_actors)]
+    gterms = lay.global_terms()
     for st in states:
         for k, a in enumerate(spec.actor_index):
-            at_pc.add((k, st[a][PC]))
+            pc = st[a][PC]
+            at_pc.add((k, pc))
+            held_any.setdefault(k, set()).add(st[a][HELD])
             for j in lay.lnums:
-                vals = seen.setdefault((k, st[a][PC], j), set())
+                vals = seen.setdefault((k, pc, j), set())
                 if len(vals) < 2:
                     vals.add(st[a][j])
+            for name, j in lay.slots[k].items():
+                vals = tags.setdefault((k, pc, name), set())
+                if len(vals) < 2:
+                    vals.add(st[a][j] & TAG_MASK)
+            for t in slot_terms[k]:
+                m = t.get(st)
+                for u in gterms:
+                    if m & ~u.get(st):
+                        key2 = (k, pc, t.name, u.name)
+                        outside[key2] = outside.get(key2, 0) | (m & -m)
+            for t in local_terms[k]:
+                m = t.get(st)
+                vals = sizes.setdefault((k, pc, t.name), set())
+                if len(vals) < 2:
+                    vals.add(_popcount(m))
+                key = (k, pc, t.name)
+                span[key] = span.get(key, 0) | m
+                starts[key] = starts.get(key, 0) | (m & -m)
     # A position no reachable state is at: the actor is never there.
     for k, a in enumerate(spec.actor_index):
         for p in range(len(spec.tables[k])):
@@ -188,6 +279,12 @@ def candidate_facts(spec: Spec, lay: Layout, states: Sequence[State]) -> list[Fa
                 vals = seen.get((k, p, j), set())
                 for c in sorted(vals) if len(vals) == 1 else ():
                     add(f"{name} == {c}", {(k, j)}, _eq_const(x, c))
+                if (k, p) not in at_pc and j == HELD:
+                    # An unreached position: every lock set the actor is seen holding is a
+                    # candidate (contradictory together; Houdini keeps the one the steps into
+                    # the position give, if any).
+                    for c in sorted(held_any.get(k, ())):
+                        add(f"{name} == {c}", {(k, j)}, _eq_const(x, c))
                 for t in mine:
                     add(f"{name} == pages of {t.name}", {(k, j), t.field}, _eq_pages(x, t.get))
                 for j2 in lay.lnums:
@@ -201,10 +298,37 @@ def candidate_facts(spec: Spec, lay: Layout, states: Sequence[State]) -> list[Fa
                         for t in mine:
                             add(f"{name} == pages of {t.name} + {spec.local_fields[j2].name}",
                                 {(k, j), (k, j2), t.field}, _eq_pages_plus(x, t.get, y))
+            # The tag bits below a slot's area (a node id, or nothing): a slot whose area is
+            # empty but whose tag is not still takes the "slot not empty" branches.
+            for name, j in lay.slots[k].items():
+                got = tags.get((k, p, name), set())
+                if len(got) == 1:
+                    c = next(iter(got))
+                    add(f"{who}.slot {name} tag == {c}", {(k, j)}, _tag_const(_local(a, j), c))
+            for t in mine:
+                if ".slot " not in t.name:
+                    continue
+                for u in gterms:
+                    off = outside.get((k, p, t.name, u.name), 0)
+                    if off and off != spec.all_pages:
+                        add(f"{t.name} within {u.name} unless it starts within pages "
+                            f"{fmt(off)}", {t.field, u.field}, _within_unless(t.get, u.get, off))
             for t in every:
                 add(f"{t.name} is empty", {t.field}, _empty(t.get))
             for t in mine:
                 add(f"{t.name} is not empty", {t.field}, _not_empty(t.get))
+                spanned = span.get((k, p, t.name), 0)
+                if spanned and spanned != spec.all_pages:
+                    add(f"{t.name} within pages {fmt(spanned)}", {t.field},
+                        _within_const(t.get, spanned))
+                low = starts.get((k, p, t.name), 0)
+                if low and low != spec.all_pages and low != spanned:
+                    add(f"{t.name} starts within pages {fmt(low)}", {t.field},
+                        _starts_within(t.get, low))
+                got = sizes.get((k, p, t.name), set())
+                if len(got) == 1 and 0 not in got:
+                    c = next(iter(got))
+                    add(f"{t.name} has {c} pages", {t.field}, _pages_const(t.get, c))
                 add(f"{t.name} is one run", {t.field}, _one_run(t.get))
                 for u in every:
                     if u is t:
@@ -219,6 +343,15 @@ def candidate_facts(spec: Spec, lay: Layout, states: Sequence[State]) -> list[Fa
             for u in lay.terms(k2):
                 out.append(Fact(f"{t.name} apart from {u.name}", None, None,
                                 frozenset({t.field, u.field}), _apart(t.get, u.get)))
+    # Pages of a structure are pages of some thread's area (a busy tree holds allocated areas
+    # only): the converse of the spec's own "allocated areas stay in a busy tree or in hand".
+    slot_fields = [(spec.actor_index[k], j) for k in range(n_actors)
+                   for j in lay.slots[k].values()]
+    if slot_fields:
+        reads = frozenset((k, j) for k in range(n_actors) for j in lay.slots[k].values())
+        for u in lay.global_terms():
+            out.append(Fact(f"{u.name} within the threads' areas", None, None,
+                            reads | {u.field}, _within_slots(u.get, slot_fields)))
     for i in lay.gnums:
         name = spec.global_fields[i].name
         out.append(Fact(f"{name} is 0 or 1", None, None, frozenset({(-1, i)}),
@@ -242,10 +375,64 @@ def _passes(check: Callable[[State], str | None]) -> Get:
 
 
 # ---------------------------------------------------------------------------- mining
-def reachable(spec: Spec, limit: int = 200_000) -> list[State]:
+def start_states(spec: Spec, moved: Sequence[int] = ()) -> list[State]:
+    """The initial state, and for each size in ``moved`` the states that differ from it only
+    in having that many free pages in another structure of the globals (a zone's cache, a lazy
+    list), with the counters set to agree (``vmap_lazy_nr``): each of them satisfies the spec's
+    own invariants, and every actor is at its start.
+
+    Mining from the states reachable from all of them is sound (the mined facts hold in a
+    superset of the reachable states; Houdini proves them inductive and ``Init => Inv`` is
+    checked), and covers what one initial state cannot: an allocation that fails for want of
+    free pages, a purge that finds lazy areas in every zone, a cache that already holds a
+    chunk.  Busy trees are left alone: their pages belong to allocated areas.)"""
+    out = [spec.init]
+    if not moved:
+        return out
+    base = base_facts(spec)
+    g0 = spec.init[: spec.G]
+    free = [i for i, f in enumerate(spec.global_fields)
+            if f.owner == "mask" and f.init == spec.all_pages]
+    if len(free) != 1:
+        return out
+    # Only structures that merge free neighbours (caches, lazy lists): a page of a busy tree
+    # belongs to an allocated area, which some thread's slot names.
+    targets = [i for i, f in enumerate(spec.global_fields)
+               if f.owner == "mask" and f.coalesced and i != free[0]]
+    nums = [i for i, f in enumerate(spec.global_fields)
+            if i > 0 and f.owner is None and isinstance(f.init, int)]
+    for t in targets:
+        for sub in range(1, spec.all_pages + 1):
+            if sub.bit_count() not in moved:
+                continue
+            g = list(g0)
+            g[free[0]] &= ~sub
+            g[t] |= sub
+            got = _agreeing(spec, g, nums, base)
+            if got is not None:
+                out.append(got)
+    return out
+
+
+def _agreeing(spec: Spec, g: list[Any], nums: list[int], base: Sequence[Fact]) -> State | None:
+    """``g`` with the fewest counters changed (each to 1 .. pages) so that the spec's own
+    invariants hold, or None."""
+    for n in range(len(nums) + 1):
+        for which in itertools.combinations(nums, n):
+            for vals in itertools.product(range(1, spec.pages + 1), repeat=n):
+                gg = list(g)
+                for i, v in zip(which, vals, strict=True):
+                    gg[i] = v
+                s = tuple(gg) + spec.init[spec.G:]
+                if all(f.test(s) for f in base):
+                    return s
+    return None
+
+
+def reachable(spec: Spec, limit: int = 200_000, starts: Sequence[State] = ()) -> list[State]:
     succ = spec.make_successors(reduced=False)
-    seen = {spec.init}
-    frontier = [spec.init]
+    seen = {spec.init, *starts}
+    frontier = list(seen)
     while frontier:
         nxt = []
         for s in frontier:

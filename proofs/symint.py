@@ -52,6 +52,21 @@ class SymBool:
     def __invert__(self) -> SymBool:
         return SymBool(self.ex, z3.Not(self.expr))
 
+    # ``|`` and ``&`` on truth values (Python's on bools) join without a choice point.
+    def __or__(self, other: object) -> SymBool:
+        if isinstance(other, (SymBool, bool)):
+            return SymBool(self.ex, z3.Or(self.expr, formula(other)))
+        return NotImplemented
+
+    __ror__ = __or__
+
+    def __and__(self, other: object) -> SymBool:
+        if isinstance(other, (SymBool, bool)):
+            return SymBool(self.ex, z3.And(self.expr, formula(other)))
+        return NotImplemented
+
+    __rand__ = __and__
+
     def __repr__(self) -> str:
         return "<symbolic bool>"
 

@@ -6,6 +6,8 @@ The strengthening is searched once per module (about ten seconds) and shared.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from proofs import induction
@@ -42,12 +44,13 @@ def test_invariant_weakened_by_one_conjunct_gives_a_counterexample_to_induction(
     ind = strengthened
     # The locks T0 holds right after unlinking its area: without it, a state where T0 holds
     # more (or other) locks there satisfies the rest, and its unlock step breaks the next
-    # position's lock fact.
+    # position's lock fact.  The templates state that conjunct in several forms (the constant,
+    # and sums with page counts that equal it there), all of which go.
+    at = "T0 at 'free(a), holds vmap_area_lock, unlink"
     weak = [f for f in ind.facts
-            if f.name.startswith("T0 at 'free(a), holds vmap_area_lock, unlink")
-            and ": held == " in f.name]
-    assert len(weak) == 1
-    facts = [f for f in ind.facts if f is not weak[0]]
+            if f.name.startswith(at) and "held" in f.name.rsplit(": ", 1)[-1]]
+    assert any(re.search(r": held == \d+$", f.name) for f in weak)
+    facts = [f for f in ind.facts if f not in weak]
     cti, queries = check_inductive(ind.spec, facts, TIMEOUT, ind.cases)
     assert cti is not None and queries > 0
     assert cti.actor == "T0" and cti.step.startswith("unlock vmap_area_lock")
@@ -74,3 +77,14 @@ def test_specs_with_area_code_lists_are_not_encoded() -> None:
 
 def test_only_the_global_spec_is_an_obligation() -> None:
     assert [o.name for o in induction.obligations()] == ["induction.global"]
+
+
+@pytest.mark.slow
+def test_percpu_spec_invariants_are_inductive() -> None:
+    # Mined from the percpu coverage scenario and its extra start states; several minutes of
+    # Houdini rounds, so not among the default obligations yet.
+    ind, cti = induction.strengthen("percpu", TIMEOUT)
+    assert cti is None, cti
+    base = [f.name for f in ind.facts if f.base]
+    assert base == [f.name for f in base_facts(ind.spec)]
+    assert all(holds(f, ind.spec.init, ind.spec) for f in ind.facts)
