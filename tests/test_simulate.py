@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from checker.simulate import cases
+from checker.simulate import cases, driver
 from checker.simulate.costs import FITTED_PATH, CostModel, load_fitted, parse_overrides
-from checker.simulate.driver import DesignFailure, SimConfig, run_simulation
+from checker.simulate.driver import DesignFailure, SimConfig, SimResult, run_simulation
 from checker.simulate.fit import log_error, nelder_mead
 from checker.simulate.published import V1_GLOBAL, V1_PATCHED, V3_MASK7
 from checker.simulate.topology import THREADRIPPER_3970X, Topology
@@ -73,7 +73,7 @@ def test_atomics_are_reported_as_lock_rows() -> None:
 def test_steady_state_is_reached_with_steady_ops() -> None:
     ops = cases.steady_ops(FIX, 2, 2)
     r = run_simulation(SimConfig(get_design("nodes"), 2, FIX, COSTS, ops=ops))
-    assert r.steady and r.drain_runs >= 4
+    assert r.steady and r.drain_runs >= cases.STEADY_CYCLES + 1
 
 
 def test_mask_7_with_scaled_setups() -> None:
@@ -197,8 +197,43 @@ def test_flat_topology_gives_the_numbers_of_the_model_without_topology(design: s
     costs = CostModel(call_ns=100, node_ns=2, lock_ns=20, xfer_ns=100, tlb_ns=300)
     for topology in (None, Topology.flat(8)):
         r = run_simulation(SimConfig(get_design(design), 4, FIX, costs, ops=300, seed=3,
-                                     online_cpus=8, topology=topology))
+                                     online_cpus=8, topology=topology, resident=0))
         assert (r.per_op_us, r.makespan_us) == pytest.approx(PRE_TOPOLOGY[design], rel=1e-12)
+
+
+def _busy_hold(r: SimResult) -> float:
+    row = next(x for x in r.lock_classes() if x.name == "vmap_area_lock")
+    return row.hold_ns / row.acquisitions
+
+
+def test_resident_areas_make_the_busy_tree_deep_at_every_job_count() -> None:
+    """Without the machine's own areas the busy tree holds only the jobs' live areas, so a
+    critical section misses on fewer lines at 4 jobs than at 8; with them both miss alike."""
+    holds = {(n, k): _busy_hold(run_simulation(SimConfig(
+                 get_design("global"), n, FIX, COSTS, ops=200, online_cpus=8, resident=k)))
+             for n in (4, 8) for k in (0, driver.RESIDENT_AREAS)}
+    assert holds[4, 0] < 0.8 * holds[8, 0]
+    assert holds[4, driver.RESIDENT_AREAS] == pytest.approx(holds[8, driver.RESIDENT_AREAS],
+                                                            rel=0.02)
+    assert holds[4, driver.RESIDENT_AREAS] > 1.2 * holds[4, 0]
+
+
+def test_resident_areas_change_little_when_nothing_is_shared_and_are_freed() -> None:
+    """On one CPU every line is local: the residents only add tree levels at ``node_ns``.
+    They are the machine's, not the test's: freed before the final check, nothing lost."""
+    a = run_simulation(SimConfig(get_design("global"), 1, FIX, COSTS, ops=300, resident=0))
+    b = run_simulation(SimConfig(get_design("global"), 1, FIX, COSTS, ops=300))
+    assert b.resident == driver.RESIDENT_AREAS and a.resident == 0
+    # Insert, lookup and erase each walk ten more levels (1025 areas against one), no misses.
+    assert (b.per_op_us - a.per_op_us) * 1e3 == pytest.approx(3 * 10 * COSTS.node_ns, rel=0.05)
+    # Beyond a few dozen areas the count no longer matters (the lines a walk misses are capped).
+    few = run_simulation(SimConfig(get_design("global"), 8, FIX, COSTS, ops=200,
+                                   online_cpus=8, resident=64))
+    many = run_simulation(SimConfig(get_design("global"), 8, FIX, COSTS, ops=200,
+                                    online_cpus=8))
+    assert few.per_op_us == pytest.approx(many.per_op_us, rel=0.05)
+    with pytest.raises(ValueError):
+        SimConfig(get_design("global"), 1, FIX, COSTS, resident=-1)
 
 
 def test_shared_cache_domains_make_global_cheaper_at_four_jobs_per_ccx() -> None:

@@ -15,8 +15,9 @@ iteration, beyond a simulation's budget.  ``scaled_setups(k)`` divides both by `
 duration of a run (the cases read them from their module at call time); the trees they build
 are then ``k`` times smaller, about ``log2(k)`` levels shallower, which the report states.
 
-``steady_ops`` sizes a run so that the allocator reaches its steady state: several drain cycles
-of ``lazy_max_pages`` freed pages after the first.
+``steady_ops`` sizes a run so that the allocator reaches its steady state: ``STEADY_CYCLES``
+drain cycles of ``lazy_max_pages`` freed pages after the first.  The fit and the validation both
+use it, so what is fitted is what is validated.
 
 Relies on ``checker.stress.workloads`` (its cases, ``LONG_BUSY_LIST_LEN`` and its
 ``lazy_max_pages`` name) and ``checker.runtimes.virtual``.
@@ -42,6 +43,10 @@ _LAZY_NAME = "lazy_max_pages"
 # Cases the simulation cannot run: the reader walks trees through checker-side iteration,
 # which the cost model does not charge, so its figures would mean nothing.
 UNSUPPORTED = {"vmallocinfo": "the vmallocinfo reader is not modelled in virtual time"}
+# Drain cycles measured after the first one.  Once the busy tree holds the machine's resident
+# areas (``driver.RESIDENT_AREAS``) the global curve moves by less than 0.2 % between one and
+# four cycles; two keep a fit affordable and still average over a cycle boundary.
+STEADY_CYCLES = 2
 
 
 def pages_per_iteration(case: TestCase, nr_pages: int = 1) -> float:
@@ -51,7 +56,7 @@ def pages_per_iteration(case: TestCase, nr_pages: int = 1) -> float:
 
 
 def steady_ops(tests: tuple[TestCase, ...], cpus: int, nr_cpus: int, nr_pages: int = 1,
-               cycles: int = 4, minimum: int = 1000) -> int:
+               cycles: int = STEADY_CYCLES, minimum: int = 1000) -> int:
     """Loop iterations per case and CPU for ``cycles`` drain cycles after the first drain:
     the drain runs each time ``lazy_max_pages`` pages were freed lazily."""
     per_iter = sum(pages_per_iteration(c, nr_pages) for c in tests) / len(tests)
