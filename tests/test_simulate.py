@@ -257,3 +257,19 @@ def test_topology_and_online_cpus_must_agree() -> None:
     with pytest.raises(ValueError):
         SimConfig(get_design("global"), 4, FIX, COSTS, online_cpus=8,
                   topology=THREADRIPPER_3970X)
+
+
+def test_the_kernels_vmalloc_range_keeps_pooled_designs_from_failing_allocations() -> None:
+    """A managed range the size of the set-ups makes ``nodes`` fail allocations while its
+    pools hold freed space, and each failure purges; the kernel's 32 TiB never runs out.  The
+    global design caches nothing, so the range does not matter to it."""
+    tests, _ = by_mask(7)
+    cfg = SimConfig(get_design("nodes"), 8, tests, COSTS, ops=100, setup_scale=64)
+    assert cfg.vmap_config().pages == driver.MIN_PAGES == 1 << 33
+    kernel = run_simulation(cfg)
+    small = run_simulation(SimConfig(get_design("nodes"), 8, tests, COSTS, ops=100,
+                                     setup_scale=64, pages=1 << 16))
+    assert small.purges > kernel.purges and small.makespan_us > kernel.makespan_us
+    g = [run_simulation(SimConfig(get_design("global"), 8, tests, COSTS, ops=100,
+                                  setup_scale=64, pages=p)) for p in (None, 1 << 16)]
+    assert g[0].makespan_us == g[1].makespan_us and g[0].purges == g[1].purges
