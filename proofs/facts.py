@@ -20,13 +20,15 @@ Relies on ``spec`` (compile, masks, protocol) only.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from spec.compile import Spec
 from spec.masks import AREA_SHIFT, fmt
 from spec.protocol import HELD, PC
+
+from .flow import Flow
 
 State = tuple[Any, ...]
 TAG_MASK = (1 << AREA_SHIFT) - 1
@@ -207,9 +209,15 @@ def _small(x: Get) -> Get:
     return lambda s: x(s) & ~1 == 0
 
 
-def candidate_facts(spec: Spec, lay: Layout, states: Sequence[State]) -> list[Fact]:
+def candidate_facts(spec: Spec, lay: Layout, states: Sequence[State],
+                    flow: Flow | None = None) -> list[Fact]:
     """Every template instance; mining keeps those true in all reachable states.  Constants
-    are proposed only as seen in ``states`` (the one value a counter has at a position)."""
+    are proposed only as seen in ``states`` (the one value a counter has at a position).
+
+    With the ``flow`` of the step tables (``proofs.flow``), positions no step reaches get no
+    facts but "never at", and the locks held at a position are the one mask the flow gives
+    there (computed from the tables, so true wherever the position is reached, mined or
+    not)."""
     out: list[Fact] = []
     n_actors = len(spec.actor_names)
     seen: dict[tuple[int, int, int], set[int]] = {}
@@ -219,7 +227,6 @@ def candidate_facts(spec: Spec, lay: Layout, states: Sequence[State]) -> list[Fa
     # zone or node an area belongs to is that of its start).
     span: dict[tuple[int, int, str], int] = {}
     tags: dict[tuple[int, int, str], set[int]] = {}
-    held_any: dict[int, set[int]] = {}
     # Where a slot's area starts when it is not inside a structure: "the area is in the busy
     # tree of its zone" is "inside busy:zone1 unless it starts in zone 0".
     outside: dict[tuple[int, int, str, str], int] = {}
@@ -231,7 +238,6 @@ def candidate_facts(spec: Spec, lay: Layout, states: Sequence[State]) -> list[Fa
         for k, a in enumerate(spec.actor_index):
             pc = st[a][PC]
             at_pc.add((k, pc))
-            held_any.setdefault(k, set()).add(st[a][HELD])
             for j in lay.lnums:
                 vals = seen.setdefault((k, pc, j), set())
                 if len(vals) < 2:
@@ -267,6 +273,8 @@ def candidate_facts(spec: Spec, lay: Layout, states: Sequence[State]) -> list[Fa
         mine = lay.terms(k)
         every = mine + gterms
         for p in range(len(spec.tables[k])):
+            if flow is not None and p not in flow.reach[k]:
+                continue
             at = f"{who} at {spec.pos_text[k][p]!r}"
 
             def add(what: str, reads: set[tuple[int, int]], test: Get, p: int = p,
@@ -277,17 +285,18 @@ def candidate_facts(spec: Spec, lay: Layout, states: Sequence[State]) -> list[Fa
                 name = spec.local_fields[j].name
                 x = _local(a, j)
                 vals = seen.get((k, p, j), set())
+                if j == HELD and flow is not None:
+                    held = flow.held_at(k, p)
+                    vals = {held} if held is not None else set()
                 for c in sorted(vals) if len(vals) == 1 else ():
                     add(f"{name} == {c}", {(k, j)}, _eq_const(x, c))
-                if (k, p) not in at_pc and j == HELD:
-                    # An unreached position: every lock set the actor is seen holding is a
-                    # candidate (contradictory together; Houdini keeps the one the steps into
-                    # the position give, if any).
-                    for c in sorted(held_any.get(k, ())):
-                        add(f"{name} == {c}", {(k, j)}, _eq_const(x, c))
+                if j == HELD:
+                    continue  # a lock mask: equal to a page count only by coincidence
                 for t in mine:
                     add(f"{name} == pages of {t.name}", {(k, j), t.field}, _eq_pages(x, t.get))
                 for j2 in lay.lnums:
+                    if j2 == HELD:
+                        continue
                     y = _local(a, j2)
                     if j2 > j:
                         add(f"{name} == {spec.local_fields[j2].name}", {(k, j), (k, j2)},
@@ -452,13 +461,25 @@ def holds(f: Fact, s: State, spec: Spec) -> bool:
     return bool(f.test(s))
 
 
-def prune_redundant(facts: Sequence[Fact]) -> list[Fact]:
+def prune_redundant(facts: Sequence[Fact],
+                    reached: Collection[tuple[int, int]] | None = None) -> list[Fact]:
     """Leave out facts that say nothing more than a simpler one at the same position: once a
     counter is a constant there, relations between constants and sums with a zero add
-    nothing; once an area is empty there, "within" and "apart" from it add nothing."""
+    nothing; once an area is empty there, "within" and "apart" from it add nothing.  Only at
+    the positions in ``reached``, where the facts were mined from states (elsewhere they are
+    all vacuously true, contradictory ones included, and say nothing about each other).
+
+    The simpler facts must survive Houdini for this to lose nothing, so only constants and
+    emptiness count (a coincidental size, say, does not)."""
     const: dict[tuple[int | None, int | None], dict[str, str]] = {}
     empty: dict[tuple[int | None, int | None], set[str]] = {}
+
+    def mined(f: Fact) -> bool:
+        return f.actor is None or reached is None or (f.actor, f.pc) in reached
+
     for f in facts:
+        if not mined(f):
+            continue
         what = f.name.rsplit(": ", 1)[-1]
         key = (f.actor, f.pc)
         if " == " in what and what.split(" == ")[1].isdigit():
@@ -472,6 +493,9 @@ def prune_redundant(facts: Sequence[Fact]) -> list[Fact]:
         what = f.name.rsplit(": ", 1)[-1]
         c = const.get(key, {})
         e = empty.get(key, set())
+        if not mined(f):
+            out.append(f)
+            continue
         if " == " in what:
             left, right = what.split(" == ", 1)
             if not right.isdigit():
@@ -488,6 +512,11 @@ def prune_redundant(facts: Sequence[Fact]) -> list[Fact]:
                 continue
         out.append(f)
     return out
+
+
+def positions(spec: Spec, states: Sequence[State]) -> set[tuple[int, int]]:
+    """Every (actor, position) some state of ``states`` is at."""
+    return {(k, s[a][PC]) for s in states for k, a in enumerate(spec.actor_index)}
 
 
 def mine(spec: Spec, cands: Sequence[Fact], states: Sequence[State]) -> list[Fact]:

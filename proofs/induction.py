@@ -48,12 +48,12 @@ from typing import Any
 import z3
 
 from spec.compile import Spec
-from spec.masks import AREA_SHIFT
 from spec.params import SpecParams
 from spec.program import Alloc, Find, Free, Purge, ThreadProgram
-from spec.protocol import HELD, PC, SpecAssertion
+from spec.protocol import PC, SpecAssertion
 from spec.registry import build_spec
 
+from .closure import Closure
 from .facts import (
     Fact,
     Layout,
@@ -61,18 +61,27 @@ from .facts import (
     candidate_facts,
     holds,
     mine,
+    positions,
     prune_redundant,
     reachable,
     start_states,
 )
+from .flow import analyse
 from .obligation import Obligation, ProofResult, Status
-from .render import Kind
-from .symbolic import Executor, PathLimit, SymbolicError, SymBool, SymInt, formula, implies
+from .stepcase import (
+    WIDTH,
+    Raised,
+    State,
+    StepCase,
+    concrete_state,
+    fresh,
+    symbolic_state,
+)
+from .symbolic import Executor, SymBool, SymInt, formula, implies
 
-State = tuple[Any, ...]
-WIDTH = 16
-DEBUG = False
-COUNTER_MAX = (1 << 8) - 1
+DEBUG = 0  # 1: phase timings, 2: every dropped fact
+QUICK_MS = 150
+BLAST = ("simplify", "propagate-values", "solve-eqs", "bit-blast", "sat")
 
 
 def coverage_params(pages: int = 4) -> SpecParams:
@@ -113,63 +122,8 @@ def coverage(name: str) -> Coverage:
     return Coverage(coverage_params())
 
 
-# ---------------------------------------------------------------------------- symbolic states
-def symbolic_state(ex: Executor, spec: Spec, k_step: int, pc: int) -> State:
-    all_pages = spec.all_pages
-    locks = (1 << len(spec.locks)) - 1
-    g: list[Any] = []
-    for i, f in enumerate(spec.global_fields):
-        if isinstance(f.init, tuple):  # a fixed number of masks (one per zone)
-            g.append(tuple(ex.input(f"{f.name}[{n}]", Kind.COUNT, 0, all_pages)
-                           for n in range(len(f.init))))
-            continue
-        hi = all_pages if f.owner == "mask" else locks if i == 0 else COUNTER_MAX
-        g.append(ex.input(f"{f.name}", Kind.COUNT, 0, hi))
-    actors: list[Any] = []
-    slot_fields = [set(spec.slot_index[k].values()) for k in range(len(spec.actor_names))]
-    for k, a in enumerate(spec.actor_index):
-        who = spec.actor_names[k]
-        names = {j: n for n, j in spec.slot_index[k].items()}
-        t: list[Any] = []
-        for j in range(len(spec.init[a])):
-            if j == PC:
-                t.append(pc if k == k_step else
-                         ex.input(f"{who}.pc", Kind.COUNT, 0, len(spec.tables[k]) - 1))
-                continue
-            if j in slot_fields[k]:
-                hi = (all_pages << AREA_SHIFT) | ((1 << AREA_SHIFT) - 1)
-                t.append(ex.input(f"{who}.slot {names[j]}", Kind.COUNT, 0, hi))
-                continue
-            f = spec.local_fields[j]
-            if isinstance(f.init, tuple):  # a fixed number of masks (one per zone)
-                t.append(tuple(ex.input(f"{who}.{f.name}[{n}]", Kind.COUNT, 0, all_pages)
-                               for n in range(len(f.init))))
-                continue
-            hi = all_pages if f.owner == "mask" else locks if j == HELD else COUNTER_MAX
-            t.append(ex.input(f"{who}.{f.name}", Kind.COUNT, 0, hi))
-        actors.append(tuple(t))
-    return tuple(g) + tuple(actors)
-
-
-def concrete_state(spec: Spec, sym: State, values: dict[str, int]) -> State:
-    def val(x: Any) -> Any:
-        if isinstance(x, SymInt):
-            name = str(x.expr)
-            return values[name]
-        if isinstance(x, tuple):
-            return tuple(val(y) for y in x)
-        return x
-    n = spec.G
-    return tuple(val(x) for x in sym[:n]) + tuple(tuple(val(x) for x in t) for t in sym[n:])
-
-
 class ModelLimit(Exception):
     """A step left the symbolic model (a value too wide for it, say): not a verdict."""
-
-
-class _Raised:
-    def __init__(self, exc: Exception) -> None:
-        self.exc = exc
 
 
 def truth(ex: Executor, fn: Callable[[], Any]) -> z3.BoolRef:
@@ -192,7 +146,7 @@ def _guarded(ex: Executor, f: Fact, s: State, spec: Spec) -> z3.BoolRef:
     if isinstance(pc, int) and pc != f.pc:
         return z3.BoolVal(True)
     # Fresh wrappers per run for the spec's own checks: they memoise by value too.
-    body = truth(ex, lambda: f.test(_fresh(s))) if f.base else formula(_as_bool(f.test(s)))
+    body = truth(ex, lambda: f.test(fresh(s))) if f.base else formula(_as_bool(f.test(s)))
     if pc is None or isinstance(pc, int):
         return body
     return formula(implies(pc == f.pc, body))
@@ -266,35 +220,6 @@ class Templates:
                 for g in forms]
 
 
-class StepCase:
-    """One step (actor ``k`` at position ``p``) explored once on a symbolic state whose
-    variables are the generic state's, with ``k``'s position fixed to ``p``."""
-
-    def __init__(self, spec: Spec, k: int, p: int,
-                 step: Callable[[State, int, list[State]], None], timeout: float) -> None:
-        self.spec, self.k, self.p, self.step = spec, k, p, step
-        self.a = spec.actor_index[k]
-        self.ex = Executor(width=WIDTH, timeout_s=timeout, incremental=True)
-        self.s = symbolic_state(self.ex, spec, k, p)
-        a, s = self.a, self.s
-
-        def run() -> Any:
-            out: list[State] = []
-            try:
-                # Fresh wrappers on every run: spec code memoises by value (the fit cache is
-                # keyed by the free mask); a memo filled on another path must not answer here.
-                step(_fresh(s), a, out)
-            except (SymbolicError, PathLimit):
-                raise
-            except Exception as exc:  # noqa: BLE001 - an assertion or a crash of the spec's code
-                # On a path the invariant rules out this is harmless; on one it allows, it is
-                # a counterexample to induction.
-                return _Raised(exc)
-            return out
-
-        self.paths = self.ex.explore(run)
-
-
 class Prover:
     """One solver holding every fact once, as ``Not(dropped_f) => f`` on the generic state, and
     every step path once, as ``goal => (path runs and some fact not dropped fails after it)``.
@@ -302,8 +227,10 @@ class Prover:
     Houdini drops facts; a query assumes the stepping actor's position and one goal."""
 
     def __init__(self, spec: Spec, facts: list[Fact], timeout: float,
-                 cases: dict[tuple[int, int], StepCase]) -> None:
-        self.spec, self.timeout, self.cases = spec, timeout, cases
+                 cases: dict[tuple[int, int], StepCase], closure: Closure | None = None
+                 ) -> None:
+        self.spec, self.timeout, self.cases, self.closure = spec, timeout, cases, closure
+        self.base = [f for f in facts if f.base]
         self.t = Templates(spec, timeout)
         self.solver = z3.SolverFor("QF_BV")
         self.solver.set("timeout", max(1, int(timeout * 1000)))
@@ -313,13 +240,21 @@ class Prover:
         self.dropped: set[int] = set()
         self.dlit: dict[int, z3.BoolRef] = {}
         self.nlit: dict[int, z3.BoolRef] = {}
+        # What a query's fresh solver needs besides the goal (see ``_query``).
+        self.axioms: list[z3.BoolRef] = list(self.t.ex._pre)  # noqa: SLF001
+        self.defs: dict[object, z3.BoolRef] = {}
+        self.live_now = z3.BoolVal(True)
         for n, f in enumerate(self.facts):
             lit = self.dlit[id(f)] = z3.Bool(f"dropped{n}")
             self.nlit[id(f)] = z3.Not(lit)
-            self.solver.add(z3.Implies(self.nlit[id(f)], self.t.of(f)))
+            self.axioms.append(z3.Implies(self.nlit[id(f)], self.t.of(f)))
+        self.solver.add(_conjunction(self.axioms))
         self.at: dict[tuple[int, int], z3.BoolRef] = {}
         self.goals: dict[tuple[int, int, int], tuple[z3.BoolRef, list[tuple[Fact | None, z3.BoolRef]]]] = {}
         self.queries = 0
+        self.epoch = 0  # how many times facts were dropped
+        self.times: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
         # Every goal goes in below the scope of the live facts, so make them all first.
         for k in range(len(spec.actor_names)):
             for p, step in enumerate(spec.tables[k]):
@@ -338,8 +273,9 @@ class Prover:
             self.solver.pop()
         self.solver.push()
         self.scoped = True
-        self.solver.add(_conjunction([self.dlit[id(f)] if id(f) in self.dropped
-                                      else self.nlit[id(f)] for f in self.facts]))
+        self.live_now = _conjunction([self.dlit[id(f)] if id(f) in self.dropped
+                                      else self.nlit[id(f)] for f in self.facts])
+        self.solver.add(self.live_now)
 
     def case(self, k: int, p: int) -> StepCase:
         got = self.cases.get((k, p))
@@ -353,7 +289,8 @@ class Prover:
         lit = self.at.get((k, p))
         if lit is None:
             lit = self.at[(k, p)] = z3.Bool(f"at{k}_{p}")
-            self.solver.add(z3.Implies(lit, self.t.pc_var(k) == p))
+            self.defs[lit.get_id()] = z3.Implies(lit, self.t.pc_var(k) == p)
+            self.solver.add(self.defs[lit.get_id()])
         return lit
 
     def goal(self, case: StepCase, i: int
@@ -363,7 +300,7 @@ class Prover:
         if got is None:
             path = case.paths[i]
             posts: list[tuple[Fact | None, z3.BoolRef]] = []
-            if isinstance(path.value, _Raised):
+            if isinstance(path.value, Raised):
                 posts.append((None, z3.BoolVal(False)))
             else:
                 for s2 in path.value:
@@ -374,8 +311,9 @@ class Prover:
                     posts += zip(chosen, self.t.on_all(chosen, pairs), strict=True)
             keep = [c if f is None else z3.Or(c, self.dlit[id(f)]) for f, c in posts]
             lit = z3.Bool(f"goal{case.k}_{case.p}_{i}")
-            self.solver.add(z3.Implies(lit, z3.And(
-                *path.condition, z3.Not(z3.And(*(c.expr for c in path.side), *keep)))))
+            self.defs[lit.get_id()] = z3.Implies(lit, z3.And(
+                *path.condition, z3.Not(z3.And(*(c.expr for c in path.side), *keep))))
+            self.solver.add(self.defs[lit.get_id()])
             got = self.goals[key] = (lit, posts)
         return got
 
@@ -407,6 +345,43 @@ class Prover:
             for fld in f.reads:
                 self.index_field.setdefault(fld, []).append(n)
 
+    def _query(self, at: z3.BoolRef, goal: z3.BoolRef
+               ) -> tuple[z3.CheckSatResult | str, z3.ModelRef | None]:
+        """One query, in turns: the incremental solver for a short while (most queries take
+        it milliseconds), then a fresh solver that bit-blasts the same formulas straight to
+        SAT (several times faster on the few hard ones, where the incremental core stalls),
+        then the incremental solver for the rest of the budget."""
+        budget = max(1, int(self.timeout * 1000))
+        self.solver.set("timeout", min(budget, QUICK_MS))
+        r = self.solver.check(at, goal)
+        if r != z3.unknown:
+            return r, self.solver.model() if r == z3.sat else None
+        fresh = z3.Then(*BLAST).solver()
+        fresh.set("timeout", budget)
+        fresh.add(_conjunction([*self.axioms, self.live_now, self.defs[at.get_id()],
+                                self.defs[goal.get_id()], at, goal]))
+        r = fresh.check()
+        if r != z3.unknown:
+            return r, fresh.model() if r == z3.sat else None
+        self.solver.set("timeout", budget)
+        r = self.solver.check(at, goal)
+        if r != z3.unknown:
+            return r, self.solver.model() if r == z3.sat else None
+        return f"{self.solver.reason_unknown()}", None
+
+    def _live_test(self) -> Callable[[Fact], bool]:
+        dropped = self.dropped
+        return lambda f: id(f) not in dropped
+
+    def _start(self, case: StepCase, m: z3.ModelRef) -> State:
+        """The state before the step, in the model ``m``, as plain ints."""
+        values = {}
+        for v in case.ex.vars:
+            val = m.eval(v.sym.expr, model_completion=True)
+            assert isinstance(val, z3.BitVecNumRef)
+            values[str(v.sym.expr)] = val.as_signed_long()
+        return concrete_state(self.spec, case.s, values)
+
     def drop(self, f: Fact) -> None:
         self.dropped.add(id(f))
 
@@ -414,21 +389,27 @@ class Prover:
         return [f for f in self.facts if id(f) not in self.dropped]
 
     def run(self, houdini: bool) -> Cti | None:
-        """Check every step; with ``houdini`` drop what a step breaks until nothing breaks."""
-        changed = True
-        while changed:
-            changed = False
-            for k in range(len(self.spec.actor_names)):
-                for p, step in enumerate(self.spec.tables[k]):
-                    if step is None:
-                        continue
-                    case = self.case(k, p)
-                    for i in range(len(case.paths)):
-                        cti, dropped = self._check_path(case, i, houdini)
-                        if cti is not None:
-                            return cti
-                        changed = changed or dropped
-        return None
+        """Check every step; with ``houdini`` drop what a step breaks until nothing breaks.
+
+        A path found safe stays safe until a fact is dropped (the facts assumed before the
+        step only shrink then), so a round re-checks only the paths checked before the last
+        drop: the proof is the set of answers all given against the final set of facts."""
+        checked: dict[tuple[int, int, int], int] = {}
+        paths = [(k, p, i) for k in range(len(self.spec.actor_names))
+                 for p, step in enumerate(self.spec.tables[k]) if step is not None
+                 for i in range(len(self.case(k, p).paths))]
+        while True:
+            todo = [key for key in paths if checked.get(key) != self.epoch]
+            if not todo:
+                return None
+            for key in todo:
+                if checked.get(key) == self.epoch:
+                    continue
+                k, p, i = key
+                cti, _ = self._check_path(self.case(k, p), i, houdini)
+                if cti is not None:
+                    return cti
+                checked[key] = self.epoch
 
     def _check_path(self, case: StepCase, i: int, houdini: bool) -> tuple[Cti | None, bool]:
         goal, posts = self.goal(case, i)
@@ -436,16 +417,19 @@ class Prover:
         dropped_any = False
         while any(f is None or id(f) not in self.dropped for f, _ in posts):
             self.queries += 1
-            r = self.solver.check(at, goal)
+            t0 = time.monotonic()
+            r, got = self._query(at, goal)
+            self.times[str(r)] = self.times.get(str(r), 0.0) + time.monotonic() - t0
+            self.counts[str(r)] = self.counts.get(str(r), 0) + 1
             if r == z3.unsat:
                 break
-            if r == z3.unknown:
-                raise TimeoutError(f"solver: {self.solver.reason_unknown()}")
-            m = self.solver.model()
+            if got is None:
+                raise TimeoutError(f"solver: {r}")
+            m = got
             broken = [f for f, c in posts if (f is None or id(f) not in self.dropped)
                       and not z3.is_true(m.eval(c, True))]
             if not broken:
-                if DEBUG:
+                if DEBUG > 1:
                     path = case.paths[i]
                     print("cond", [m.eval(c, True) for c in path.condition])
                     for f, c in posts:
@@ -457,25 +441,22 @@ class Prover:
             hard = [f for f in broken if f is None or f.base or not houdini]
             if hard:
                 return _cti(case, m, hard[0] if hard else None, case.paths[i].value), dropped_any
+            if self.closure is not None:
+                # Everything a concrete run from the model's state refutes goes too.
+                live = self._live_test()
+                seen = {id(f) for f in broken}
+                broken += [f for f in self.closure.refute(self._start(case, m), live, self.base)
+                           if id(f) not in seen]
             for f in broken:
                 assert f is not None
                 self.drop(f)
-                if DEBUG:
+                if DEBUG > 1:
                     print(f"drop at {self.spec.actor_names[case.k]}@{case.p} "
                           f"{self.spec.step_text[case.k][case.p]!r}: @{f.pc} {f.name}")
             self.refresh()
+            self.epoch += 1
             dropped_any = True
         return None, dropped_any
-
-
-def _fresh(s: State) -> State:
-    def copy(x: Any) -> Any:
-        if isinstance(x, SymInt):
-            return SymInt(x.ex, x.expr, x.bounds)
-        if isinstance(x, tuple):
-            return tuple(copy(y) for y in x)
-        return x
-    return tuple(copy(x) for x in s)
 
 
 def _same(x: Any, y: Any) -> bool:
@@ -541,7 +522,7 @@ def _cti(case: StepCase, m: z3.ModelRef, broken: Fact | None, value: Any) -> Cti
     except SpecAssertion as exc:
         after = f"the step raises: {exc}"
     what = broken.name if broken is not None else (
-        f"the step raises {value.exc}" if isinstance(value, _Raised) else "an invariant")
+        f"the step raises {value.exc}" if isinstance(value, Raised) else "an invariant")
     return Cti(spec.actor_names[case.k], spec.step_text[case.k][case.p], what,
                spec.describe(before), after)
 
@@ -566,14 +547,34 @@ def strengthen(name: str, timeout: float,
     cover = cover or coverage(name)
     spec = build_spec(name, cover.params)
     lay = Layout(spec)
-    states = reachable(spec, starts=start_states(spec, cover.moved))
-    if DEBUG:
-        print(f"{len(states)} states")
-    cands = candidate_facts(spec, lay, states)
-    mined = prune_redundant(mine(spec, cands, states))
     cases: dict[tuple[int, int], StepCase] = {}
-    prover = Prover(spec, [*base_facts(spec), *mined], timeout, cases)
+
+    def case(k: int, p: int) -> StepCase:
+        got = cases.get((k, p))
+        if got is None:
+            step = spec.tables[k][p]
+            assert step is not None
+            got = cases[(k, p)] = StepCase(spec, k, p, step, timeout)
+        return got
+
+    t0 = time.monotonic()
+    flow = analyse(spec, case)
+    states = reachable(spec, starts=start_states(spec, cover.moved))
+    t1 = time.monotonic()
+    cands = candidate_facts(spec, lay, states, flow)
+    mined = prune_redundant(mine(spec, cands, states), positions(spec, states))
+    t2 = time.monotonic()
+    facts = [*base_facts(spec), *mined]
+    closure = Closure(spec, facts, states)
+    prover = Prover(spec, facts, timeout, cases, closure)
+    t3 = time.monotonic()
     cti = prover.run(houdini=True)
+    if DEBUG:
+        print(f"{len(states)} states, {len(cands)} candidates, {len(mined)} mined; "
+              f"flow+states {t1 - t0:.1f} s, mining {t2 - t1:.1f} s, goals {t3 - t2:.1f} s, "
+              f"houdini {time.monotonic() - t3:.1f} s, {prover.queries} queries, "
+              f"{closure.states} states run, {len(prover.live())} facts left; "
+              f"{prover.counts} {prover.times}")
     return Inductive(spec, prover.live(), len(cands), len(mined), len(states), prover.queries,
                      cases), cti
 
