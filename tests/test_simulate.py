@@ -7,10 +7,16 @@ import math
 
 import pytest
 
-from checker.simulate import cases, driver
+from checker.simulate import cases, driver, fit
 from checker.simulate.costs import FITTED_PATH, CostModel, load_fitted, parse_overrides
 from checker.simulate.driver import DesignFailure, SimConfig, SimResult, run_simulation
-from checker.simulate.fit import log_error, nelder_mead
+from checker.simulate.fit import (
+    OBJECTIVES,
+    log_error,
+    max_log_error,
+    minimax_error,
+    nelder_mead,
+)
 from checker.simulate.published import V1_GLOBAL, V1_PATCHED, V3_MASK7
 from checker.simulate.topology import THREADRIPPER_3970X, Topology
 from checker.simulate.validate import validate
@@ -169,6 +175,24 @@ def test_log_error_is_zero_on_the_published_curve() -> None:
     assert log_error([p for _, p in V1_GLOBAL.points], V1_GLOBAL) == 0.0
     assert log_error([2 * p for _, p in V1_GLOBAL.points], V1_GLOBAL) == pytest.approx(
         6 * math.log(2) ** 2)
+
+
+def test_minimax_objective_follows_the_worst_point() -> None:
+    pub = [p for _, p in V1_GLOBAL.points]
+    assert minimax_error(pub, V1_GLOBAL) == 0.0
+    one_off = [pub[0] * 1.2, *pub[1:]]
+    spread = [p * (1.1 if i % 2 else 1 / 1.1) for i, p in enumerate(pub)]
+    # The sum of squares prefers one bad point to six middling ones; the worst point does not.
+    assert log_error(one_off, V1_GLOBAL) < log_error(spread, V1_GLOBAL)
+    assert minimax_error(one_off, V1_GLOBAL) > minimax_error(spread, V1_GLOBAL)
+    assert max_log_error(one_off, V1_GLOBAL) == pytest.approx(math.log(1.2))
+    assert set(OBJECTIVES) == {"lsq", "minimax"}
+
+
+def test_fit_and_validation_measure_the_same_steady_state() -> None:
+    assert fit.FIT_CYCLES == cases.STEADY_CYCLES
+    assert cases.steady_ops(FIX, 8, 64) == cases.steady_ops(FIX, 8, 64,
+                                                            cycles=fit.FIT_CYCLES)
 
 
 def test_published_figures() -> None:

@@ -26,7 +26,7 @@ from impl.designs import VmapDesign, builtin_designs
 from ..designs import design_names, resolve_design
 from ..output import finish, json_option, progress_enabled, seed_option, stderr_console
 from ..result import Finding, Outcome, Result
-from ..simulate.cases import UNSUPPORTED, steady_ops
+from ..simulate.cases import STEADY_CYCLES, UNSUPPORTED, steady_ops
 from ..simulate.costs import CostModel, load_fitted, parse_overrides
 from ..simulate.driver import DesignFailure, SimConfig, SimResult, run_simulation
 from ..simulate.plot import write_plot
@@ -102,8 +102,8 @@ def _progress() -> Progress:
                    "long_busy_list).")
 @click.option("--ops", type=click.IntRange(min=1), default=None,
               help="Loop iterations per case and CPU (test_loop_count).  Default: enough for "
-                   "four drain cycles after the first (the allocator's steady state), at "
-                   "least 1000.")
+                   f"{STEADY_CYCLES} drain cycles after the first (the allocator's steady "
+                   "state, as in the fit), at least 1000.")
 @click.option("--online-cpus", type=click.IntRange(1, MAX_CPUS), default=None,
               help="num_online_cpus() of the modelled machine (lazy_max_pages, nodes).  "
                    "Default: the CPU count of each run.  With --validate, 64 models the "

@@ -11,6 +11,16 @@ The machine is modelled as the kernel sees one with ``cpus`` CPUs: ``nr_cpus`` =
 end the allocator is drained and every invariant must hold with nothing left busy: a design
 that breaks under simulation is reported, not measured.
 
+The vmalloc space is the running kernel's, not an empty one: ``RESIDENT_AREAS`` busy areas
+(the kernel stacks of the machine's own tasks, an ASSUMPTION as to their number) are allocated
+before the test threads start, at no virtual cost, and freed after they end, and the managed
+range is x86_64's 32 TiB.  Without the resident areas the busy tree would hold only the jobs'
+own live areas: a search path of one or two nodes at 2-4 jobs and four at 8, so the lines a
+critical section misses, and with them the serialised cost per pair, would grow with the job
+count (the reason the model once jumped 3x from 4 to 8 jobs).  With them every walk misses the
+same capped number of lines whatever the job count, and the count stops mattering past a few
+dozen areas.
+
 The per-iteration latency is averaged over the steady state (``steady_samples``): the kernel's
 figures average a million iterations per thread, where start-up is negligible.
 
