@@ -2,14 +2,19 @@
 
 ``python -m checker.simulate.fit`` simulates the ``global`` design at the v1 cover letter's job
 counts (1..32, fix_size) on the published machine as it was (``topology.THREADRIPPER_3970X``:
-64 online CPUs at every job count, CCX topology, near-first hand-off; the validation runs on
-the same machine) and adjusts ``FITTED`` (call, node, lock and transfer costs; ``tlb_ns`` is
-held, see ``costs``) to minimise the sum of squared log-ratios of simulated to published µs
-per pair (a symmetric relative error).  Each point runs in the steady state: one drain cycle
-after the first (28,672 pairs per cycle on 64 CPUs), about 11 s per evaluation, 60
-evaluations in about 11 minutes.  The search is Nelder-Mead in log space (every cost stays
-positive, steps are relative), written here rather than a dependency on scipy.  Every
-evaluation uses the same seed, so the objective is a fixed function of the costs.
+64 online CPUs at every job count, CCX topology, near-first hand-off, the resident areas and
+the 32 TiB range of ``driver``; the validation runs on the same machine) and adjusts
+``FITTED`` (call, node, lock and transfer costs; ``tlb_ns`` is held, see ``costs``).  The
+objective (``--objective``) is by default the worst point's |log-ratio| of simulated to
+published µs per pair, plus a hundredth of the sum of squares as a tie-break: the acceptance
+target is a worst-point target, and the sum of squares alone lets one point drift to balance
+the rest; ``lsq`` is the plain sum of squares.  Each point runs in the steady state of the
+validation (``cases.STEADY_CYCLES`` drain cycles after the first, 28,672 pairs per cycle on
+64 CPUs), about 25 s per evaluation on an idle core; start from the committed fit
+(``--start fitted``) with a small ``--step`` to refine it in a few minutes.  The search is
+Nelder-Mead in log space (every cost stays positive, steps are relative), written here rather
+than a dependency on scipy.  Every evaluation uses the same seed, so the objective is a fixed
+function of the costs.
 
 Nothing else is fitted: the ``nodes`` curve, the v3 ratio and the talk's figure are predicted
 with these costs by ``checker.simulate.validate``.  The result is committed next to this file
