@@ -206,7 +206,8 @@ def fitted_record(res: FitResult, curve: Curve, ops: int | None, seed: int,
 @click.command()
 @click.option("--ops", type=click.IntRange(min=50), default=None,
               help="fix_size iterations per CPU in each simulation of the fit.  Default: the "
-                   "steady state (one drain cycle after the first).")
+                   "steady state (cases.STEADY_CYCLES drain cycles after the first, as the "
+                   "validation runs).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--max-evals", type=click.IntRange(min=6), default=60, show_default=True,
               help="Objective evaluations (each simulates the six job counts).")
