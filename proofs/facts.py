@@ -9,12 +9,14 @@ leaves out those a simpler fact at the same position already says.  The same tes
 concrete states and, in ``proofs.induction``, on symbolic ones.
 
 Limits.  Fields that hold lists of area codes of varying length (the ``nodes`` spec) have no
-templates: ``Layout`` rejects them.  Candidates at a position no mined state reaches are the
-relational templates and, for the held locks, every lock set the actor is seen holding; they
-are vacuously mined, so Houdini alone decides them (many rounds: that is what makes the
-``percpu`` strengthening slow).
+templates: ``Layout`` rejects them.  With the step tables' flow (``proofs.flow``), positions
+no step reaches get no candidates but "never at", and the held locks are the flow's, not
+mined; positions the flow reaches but no mined state does get the relational templates, all
+vacuously mined, so Houdini and the concrete runs of ``proofs.closure`` settle them.
+Redundancy pruning only uses constants and emptiness, and only where states were mined (a
+simpler fact must survive Houdini for the fact it replaces to be lost for nothing).
 
-Relies on ``spec`` (compile, masks, protocol) only.
+Relies on ``spec`` (compile, masks, protocol) and ``proofs.flow`` (its result type).
 """
 
 from __future__ import annotations
