@@ -266,7 +266,7 @@ def candidate_facts(spec: Spec, lay: Layout, states: Sequence[State],
     for k, a in enumerate(spec.actor_index):
         for p in range(len(spec.tables[k])):
             if (k, p) not in at_pc:
-                out.append(Fact(f"{spec.actor_names[k]} never at {spec.pos_text[k][p]!r}", None,
+                out.append(Fact(f"{spec.actor_names[k]} never at {p} {spec.pos_text[k][p]!r}", None,
                                 None, frozenset({(k, PC)}),
                                 _ne_const(_local(a, PC), p)))
     for k in range(n_actors):
