@@ -33,8 +33,8 @@ obligation, a few seconds).  The ``percpu`` spec is proved too (``strengthen("pe
 tests marked slow), from its own coverage scenario (``percpu_coverage_params``: two zones of
 three pages over five) and the extra start states of ``proofs.facts.start_states``; positions
 the flow reaches but no mined state does (a lookup that misses the zone it starts in, a retry
-that fails) get template candidates that Houdini and the concrete runs settle.  It takes about
-two minutes on two cores (some 6,500 candidates; about 600 queries to prune them and 500 for
+that fails) get template candidates that Houdini and the concrete runs settle.  It takes two to
+three minutes on two cores (some 6,500 candidates; about 600 queries to prune them and 500 for
 the spec's own invariants, each about a tenth of a second: the solver's work is proving page
 counts and single ownership after the page-moving steps, not the number of rounds), over the
 proof job's minute, so it is not among the obligations yet.  The ``nodes`` spec keeps lazy

@@ -87,7 +87,7 @@ def test_only_the_global_spec_is_an_obligation() -> None:
 
 @pytest.fixture(scope="module")
 def percpu_strengthened() -> Inductive:
-    # About two minutes of Houdini rounds on two cores: not among the obligations yet.
+    # Two to three minutes of Houdini on two cores: not among the obligations yet.
     ind, cti = induction.strengthen("percpu", TIMEOUT)
     assert cti is None, cti
     return ind
