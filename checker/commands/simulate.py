@@ -3,7 +3,10 @@
 Each design at each CPU count runs the selected test_vmalloc cases under the virtual-time
 runtime with the fitted cost model (``checker/simulate/fitted.json``; ``--cost`` overrides a
 parameter).  Printed per design: µs per iteration, its ratio to the fewest CPUs, p99, makespan,
-lock wait share and the dominant lock; then the wait share per lock class.  ``--validate``
+lock wait share and the dominant lock; then the wait share per lock class.  ``--machine``
+chooses the modelled machine: by default the published one (``Threadripper 3970X``: 64 online
+CPUs in 8 CCXs, jobs spread over them, the topology the costs were fitted on), or ``flat`` (as
+many CPUs as jobs, each its own cache domain, FIFO hand-off), which also models more than 64.  ``--validate``
 instead runs the calibration check: the published figures against the simulated ones.  A design
 that raises, deadlocks, breaks an invariant or loses an area under simulation is a finding
 (exit 1).
@@ -31,6 +34,7 @@ from ..simulate.costs import CostModel, load_fitted, parse_overrides
 from ..simulate.driver import DesignFailure, SimConfig, SimResult, run_simulation
 from ..simulate.plot import write_plot
 from ..simulate.report import print_costs, print_runs, print_validation, print_wait_shares
+from ..simulate.topology import THREADRIPPER_3970X, Topology
 from ..simulate.validate import V3_LOOPS, V3_SETUP_SCALE, Validation, validate
 from ..stress.workloads import SelectionError, TestCase, by_mask, by_names
 
@@ -92,8 +96,9 @@ def _progress() -> Progress:
               help="Designs to simulate (built-in names or path/file.py:Class).  Default: "
                    "every built-in design that is not a mutant.")
 @click.option("--cpus", "cpus_spec", default="1,2,4,8,16,32,64", show_default=True,
-              metavar="N[,N...]", help=f"Modelled CPU counts (1..{MAX_CPUS}), one test thread "
-                                       f"pinned to each.")
+              metavar="N[,N...]", help=f"Job counts (1..{MAX_CPUS}): one test thread per job, "
+                                       "each on a CPU of its own (placed as the load balancer "
+                                       "spreads them on the published machine).")
 @click.option("--test", "test", default=None, metavar="NAME[,NAME...]",
               help="test_vmalloc cases: fix_size, full_fit, long_busy_list, random_size, "
                    "fix_align, random_size_align, align_shift.  Default: fix_size.")
@@ -108,6 +113,11 @@ def _progress() -> Progress:
               help="num_online_cpus() of the modelled machine (lazy_max_pages, nodes).  "
                    "Default: the CPU count of each run.  With --validate, 64 models the "
                    "published machine as it was.")
+@click.option("--machine", type=click.Choice(["published", "flat"]), default=None,
+              help="The modelled machine of the grid: 'published' (default: the Threadripper "
+                   "3970X of the published runs, 64 CPUs, the topology the costs were fitted "
+                   "on) or 'flat' (as many CPUs as jobs, one cache domain each, FIFO hand-off; "
+                   "needed past 64 CPUs).  --validate always models the published machine.")
 @click.option("--setup-scale", type=click.IntRange(min=1), default=1, show_default=True,
               help="Divide the set-up sizes of full_fit and long_busy_list by this.")
 @click.option("--sequential", is_flag=True,
@@ -127,12 +137,16 @@ def _progress() -> Progress:
 @seed_option
 @json_option
 def command(design_spec: str | None, cpus_spec: str, test: str | None, mask: int | None,
-            ops: int | None, online_cpus: int | None, setup_scale: int, sequential: bool,
-            nr_pages: int, cost_spec: str | None, do_validate: bool, no_v3: bool,
+            ops: int | None, online_cpus: int | None, machine: str | None, setup_scale: int,
+            sequential: bool, nr_pages: int, cost_spec: str | None, do_validate: bool, no_v3: bool,
             plot_path: Path | None, seed: int, as_json: bool) -> None:
     """Predict contention at 1..128 CPUs: a discrete-event simulation in virtual time."""
     cpus = _cpu_list(cpus_spec)
     tests = _select_tests(test, mask)
+    topology = None if do_validate else _machine(machine, cpus, online_cpus)
+    if do_validate and machine is not None:
+        raise click.UsageError("--machine applies to the grid; --validate always models the "
+                               "published machine (--online-cpus N makes it a flat one)")
     costs, source = _costs(cost_spec)
     designs: list[type[VmapDesign]] = []
     if not do_validate:
@@ -152,7 +166,9 @@ def command(design_spec: str | None, cpus_spec: str, test: str | None, mask: int
     print_costs(out, costs, source)
     result = Result("simulate", config=dict(
         designs=[d.name for d in designs], cpus=cpus, tests=[c.name for c in tests],
-        ops=ops, online_cpus=online_cpus, setup_scale=setup_scale, sequential=sequential,
+        ops=ops, online_cpus=online_cpus,
+        machine=None if do_validate else (topology.describe() if topology else "flat"),
+        setup_scale=setup_scale, sequential=sequential,
         nr_pages=nr_pages, costs=costs.to_json(), cost_source=source, validate=do_validate,
         seed=seed))
     runs: list[SimResult] = []
@@ -162,8 +178,10 @@ def command(design_spec: str | None, cpus_spec: str, test: str | None, mask: int
         runs = val.runs
         print_validation(out, val)
     else:
-        runs = _run_grid(designs, cpus, tests, costs, seed, ops, online_cpus, setup_scale,
-                         sequential, nr_pages, result)
+        if topology is not None:
+            out.print(f"machine: {topology.describe()}", highlight=False)
+        runs = _run_grid(designs, cpus, tests, costs, seed, ops, online_cpus, topology,
+                         setup_scale, sequential, nr_pages, result)
         print_runs(out, runs)
         print_wait_shares(out, runs)
     if plot_path is not None and runs:
@@ -180,20 +198,40 @@ def command(design_spec: str | None, cpus_spec: str, test: str | None, mask: int
     finish(result, as_json)
 
 
+def _machine(machine: str | None, cpus: list[int], online_cpus: int | None) -> Topology | None:
+    """The grid's machine: the published one unless ``flat`` is asked for (None)."""
+    if machine == "flat":
+        return None
+    top = THREADRIPPER_3970X
+    if online_cpus is not None and online_cpus != top.nr_cpus:
+        if machine is None:
+            return None  # a CPU count other than the published machine's: a flat machine
+        raise click.BadParameter(f"the published machine has {top.nr_cpus} online CPUs, not "
+                                 f"{online_cpus}", param_hint="--online-cpus")
+    too_many = [n for n in cpus if n > top.nr_cpus]
+    if too_many:
+        raise click.BadParameter(
+            f"{too_many[0]} CPUs: the published machine ({top.name}) has {top.nr_cpus}; "
+            "add --machine flat to model a larger one", param_hint="--cpus")
+    return top
+
+
 def _run_grid(designs: list[type[VmapDesign]], cpus: list[int], tests: tuple[TestCase, ...],
               costs: CostModel, seed: int, ops: int | None, online_cpus: int | None,
-              setup_scale: int, sequential: bool, nr_pages: int,
+              topology: Topology | None, setup_scale: int, sequential: bool, nr_pages: int,
               result: Result) -> list[SimResult]:
     runs: list[SimResult] = []
     combos = [(d, n) for d in designs for n in cpus]
     with _progress() as progress:
         overall = progress.add_task("simulate", total=len(combos))
         for design_cls, n in combos:
-            nr_cpus = online_cpus if online_cpus is not None else n
+            nr_cpus = (topology.nr_cpus if topology is not None
+                       else online_cpus if online_cpus is not None else n)
             n_ops = ops if ops is not None else steady_ops(tests, n, nr_cpus, nr_pages)
             cfg = SimConfig(design_cls, n, tests, costs, ops=n_ops, seed=seed,
-                            sequential=sequential, nr_pages=nr_pages, online_cpus=online_cpus,
-                            setup_scale=setup_scale)
+                            sequential=sequential, nr_pages=nr_pages,
+                            online_cpus=None if topology is not None else online_cpus,
+                            setup_scale=setup_scale, topology=topology)
             task = progress.add_task(f"{design_cls.name} × {n}",
                                      total=2 * n_ops * n * len(tests))
 
