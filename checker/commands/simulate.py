@@ -36,6 +36,7 @@ from ..simulate.plot import write_plot
 from ..simulate.report import print_costs, print_runs, print_validation, print_wait_shares
 from ..simulate.topology import THREADRIPPER_3970X, Topology
 from ..simulate.validate import V3_LOOPS, V3_SETUP_SCALE, Validation, validate
+from ..simulate.validate import machine as published_or_flat
 from ..stress.workloads import SelectionError, TestCase, by_mask, by_names
 
 MAX_CPUS = 128
@@ -203,9 +204,11 @@ def _machine(machine: str | None, cpus: list[int], online_cpus: int | None) -> T
     if machine == "flat":
         return None
     top = THREADRIPPER_3970X
-    if online_cpus is not None and online_cpus != top.nr_cpus:
-        if machine is None:
-            return None  # a CPU count other than the published machine's: a flat machine
+    if machine is None:
+        # The validation's rule: the published machine unless --online-cpus names another.
+        if published_or_flat(online_cpus) is None:
+            return None
+    elif online_cpus is not None and online_cpus != top.nr_cpus:
         raise click.BadParameter(f"the published machine has {top.nr_cpus} online CPUs, not "
                                  f"{online_cpus}", param_hint="--online-cpus")
     too_many = [n for n in cpus if n > top.nr_cpus]
