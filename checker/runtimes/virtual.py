@@ -181,17 +181,8 @@ class VLock:
         elif self.waiters:
             req, w = self.waiters.popleft()
             dom = rt._dom
-            grant = (req if req > now else now) + (
-                rt._xfer if dom[t.cpu] != dom[w.cpu] else rt._near)
-            wait = grant - req
-            self.acquisitions += 1
-            self.contentions += 1
-            self.wait_ns += wait
-            if wait > self.wait_max:
-                self.wait_max = wait
-            self.owner = w
-            self.acquired_at = grant
-            w.clock = grant
+            self._grant(w, req, (req if req > now else now) + (
+                rt._xfer if dom[t.cpu] != dom[w.cpu] else rt._near))
             rt._wake(w)
         else:
             self.owner = None
@@ -236,7 +227,14 @@ class VLock:
                 break
         req, w = waiters[pick]
         del waiters[pick]
-        grant = (req if req > now else now) + (rt._xfer if dom[w.cpu] != home else rt._near)
+        self.arbiter = None
+        self._grant(w, req, (req if req > now else now) + (
+            rt._xfer if dom[w.cpu] != home else rt._near))
+        return w
+
+    def _grant(self, w: VThread, req: float, grant: float) -> None:
+        """Hand the lock to waiter ``w`` (asked at ``req``) at ``grant``: a contended
+        acquisition."""
         wait = grant - req
         self.acquisitions += 1
         self.contentions += 1
@@ -244,10 +242,8 @@ class VLock:
         if wait > self.wait_max:
             self.wait_max = wait
         self.owner = w
-        self.arbiter = None
         self.acquired_at = grant
         w.clock = grant
-        return w
 
     # The with-statement is the hot path: no extra call layer.
     __enter__ = acquire
