@@ -20,6 +20,7 @@ Relies on ``spec`` (compile, protocol), ``proofs.facts``, ``proofs.closure``,
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,7 +36,8 @@ from .facts import Fact
 from .stepcase import WIDTH, Raised, State, StepCase, concrete_state, fresh, symbolic_state
 from .symbolic import Executor, SymBool, SymInt, formula, implies
 
-DEBUG = 0  # 1: phase timings, 2: every dropped fact
+# Phase timings and every dropped fact at DEBUG level (``logging``), for tuning the strengthening.
+log = logging.getLogger("proofs.houdini")
 QUICK_MS = 150
 BLAST = ("simplify", "propagate-values", "solve-eqs", "bit-blast", "sat")
 
@@ -374,13 +376,6 @@ class Prover:
             broken = [f for f, c in posts if (f is None or id(f) not in self.dropped)
                       and not z3.is_true(m.eval(c, True))]
             if not broken:
-                if DEBUG > 1:
-                    path = case.paths[i]
-                    print("cond", [m.eval(c, True) for c in path.condition])
-                    for f, c in posts:
-                        v = m.eval(z3.Or(c, self.dlit[id(f)]) if f is not None else c, True)
-                        if not z3.is_true(v):
-                            print("keep false:", f.name if f else None, id(f) in self.dropped if f else None, m.eval(c, True), m.eval(self.dlit[id(f)], True) if f else None)
                 sides = [c for c in case.paths[i].side if not z3.is_true(m.eval(c.expr, True))]
                 raise ModelLimit(sides[0].what if sides else "no broken fact in the model")
             hard = [f for f in broken if f is None or f.base or not houdini]
@@ -395,9 +390,8 @@ class Prover:
             for f in broken:
                 assert f is not None
                 self.drop(f)
-                if DEBUG > 1:
-                    print(f"drop at {self.spec.actor_names[case.k]}@{case.p} "
-                          f"{self.spec.step_text[case.k][case.p]!r}: @{f.pc} {f.name}")
+                log.debug("drop at %s@%d %r: @%s %s", self.spec.actor_names[case.k], case.p,
+                          self.spec.step_text[case.k][case.p], f.pc, f.name)
             self.refresh()
             self.epoch += 1
             dropped_any = True

@@ -159,12 +159,11 @@ def strengthen(name: str, timeout: float,
     prover = Prover(spec, facts, timeout, cases, closure)
     t3 = time.monotonic()
     cti = prover.run(houdini=True)
-    if houdini.DEBUG:
-        print(f"{len(states)} states, {len(cands)} candidates, {len(mined)} mined; "
-              f"flow+states {t1 - t0:.1f} s, mining {t2 - t1:.1f} s, goals {t3 - t2:.1f} s, "
-              f"houdini {time.monotonic() - t3:.1f} s, {prover.queries} queries, "
-              f"{closure.states} states run, {len(prover.live())} facts left; "
-              f"{prover.counts} {prover.times}")
+    houdini.log.debug(
+        "%d states, %d candidates, %d mined; flow+states %.1f s, mining %.1f s, goals %.1f s, "
+        "houdini %.1f s, %d queries, %d states run, %d facts left; %s %s", len(states),
+        len(cands), len(mined), t1 - t0, t2 - t1, t3 - t2, time.monotonic() - t3,
+        prover.queries, closure.states, len(prover.live()), prover.counts, prover.times)
     return Inductive(spec, prover.live(), len(cands), len(mined), len(states), prover.queries,
                      cases), cti
 
