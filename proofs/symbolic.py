@@ -137,6 +137,11 @@ class Executor:
             self._pre.append(f)
 
     # ------------------------------------------------------------------ paths
+    def constrain(self, cond: z3.BoolRef) -> None:
+        """Narrow the current path without a choice: what a fresh value chosen by the code is
+        known to satisfy (a chosen area lies in the free pages)."""
+        self._path.append(cond)
+
     def side(self, cond: z3.BoolRef, kind: SideKind, what: str) -> None:
         simple = z3.simplify(cond)
         if z3.is_true(simple):

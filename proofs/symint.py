@@ -13,6 +13,10 @@ Where the finite width could differ from Python (an overflow), or Python would r
 by zero, a negative shift), the operation records a side condition with the executor; an
 obligation holds only if every side condition of every path holds too.
 
+A ``SymInt`` may also hold an integer-sorted term, an unbounded integer as Python's are (the
+counters and page counts of ``proofs.symset``); its ``+``, ``-`` and comparisons are exact and
+need no side conditions, and the bit operations are not defined on it.
+
 Each value may carry exact bounds derived by interval arithmetic from the inputs' ranges.  They
 only leave out work that cannot matter (a side condition that cannot fail, a division circuit
 where one comparison does), and let a small value serve as a list index (one path per value).
@@ -105,6 +109,8 @@ class SymInt:
                 raise SymbolicError("values of two executors mixed")
             return other.expr, other.bounds
         if isinstance(other, int):
+            if self.expr.sort() == z3.IntSort():
+                return z3.IntVal(other), (other, other)
             return self.ex.const(other), (other, other)
         return None
 
@@ -120,7 +126,7 @@ class SymInt:
         bounds = interval(ab, bb) if interval is not None and ab and bb else None
         if bounds is not None and not self.ex.fits(bounds):
             bounds = None
-        if checks is not None and bounds is None:
+        if checks is not None and bounds is None and a.sort() != z3.IntSort():
             for c in checks(a, b):
                 self.ex.side(c, "model", f"{what} exceeds the {self.ex.width}-bit model of int")
         return SymInt(self.ex, op(a, b), bounds)

@@ -199,6 +199,25 @@ class SpecViews:
                         out.append((f"{f.name}:{self.actor_names[k]}", c >> AREA_SHIFT))
         return out
 
+    def owned_once(self, s: State) -> Any:
+        """Single owner, conservation and lock exclusion as one truth value, without branches:
+        each owner's pages apart from all before it and together the whole range; each actor's
+        locks apart from all before it and together the global held mask.  The rules of the
+        generated check (a test compares the two), written so that a symbolic state (a proof
+        over page sets) gives one formula instead of a path per rule."""
+        ok: Any = True
+        acc: Any = 0
+        for _, m in self.owners(s):
+            ok = ok & ((acc & m) == 0)
+            acc = acc | m
+        ok = ok & (acc == self.all_pages)
+        held: Any = 0
+        for a in self.actor_index:
+            h = s[a][HELD]
+            ok = ok & ((held & h) == 0)
+            held = held | h
+        return ok & (held == s[G_HELD])
+
     def _explain(self, s: State) -> tuple[str, str]:
         owners = [(n, m) for n, m in self.owners(s) if m]
         for i, (n1, m1) in enumerate(owners):
