@@ -371,11 +371,12 @@ def candidate_facts(spec: Spec, lay: Layout, states: Sequence[State],
 
 
 def base_facts(spec: Spec) -> list[Fact]:
-    """The spec's own invariants, run as the explorer runs them."""
-    fast = spec._generate_fast_check()  # noqa: SLF001 - the very check the explorer runs
+    """The spec's own invariants: the ownership rules as ``Spec.owned_once`` states them
+    (bitwise, no page counts: the same rules as the explorer's generated check, which a test
+    compares on every reachable state) and the design's invariants as the explorer runs them."""
     everything = frozenset({(-2, 0)})  # reads everything: always re-checked
     out = [Fact("single owner, conservation and lock exclusion", None, None, everything,
-                fast, base=True)]
+                spec.owned_once, base=True)]
     for name, make in spec.invariant_defs:
         out.append(Fact(name, None, None, everything, _passes(make(spec)), base=True))
     return out

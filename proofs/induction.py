@@ -28,18 +28,17 @@ raise an assertion) from a state satisfying the final set, the result is a count
 induction, printed as spec states: the state before, the step, and the state after.
 
 Limits.  The spec is built for the coverage scenario's threads and operations and for
-``pages`` pages; within that, every page mask is covered.  The ``global`` spec is proved (an
-obligation, a few seconds).  The ``percpu`` spec is proved too (``strengthen("percpu")``,
-tests marked slow), from its own coverage scenario (``percpu_coverage_params``: two zones of
-three pages over five) and the extra start states of ``proofs.facts.start_states``; positions
-the flow reaches but no mined state does (a lookup that misses the zone it starts in, a retry
-that fails) get template candidates that Houdini and the concrete runs settle.  It takes two to
-three minutes on two cores (some 6,500 candidates; about 600 queries to prune them and 500 for
-the spec's own invariants, each about a tenth of a second: the solver's work is proving page
-counts and single ownership after the page-moving steps, not the number of rounds), over the
-proof job's minute, so it is not among the obligations yet.  The ``nodes`` spec keeps lazy
-areas and pools as lists of area codes whose length varies, which this encoding does not
-model (``Layout`` rejects it).
+``pages`` pages; within that, every page mask is covered.  ``proofs.unbounded`` proves the
+``global`` spec for every address (the obligation) from the same mined candidates; here the
+``global`` spec is proved over its 4 pages by tests, and the ``percpu`` spec
+(``strengthen("percpu")``, tests marked slow) from its own coverage scenario
+(``percpu_coverage_params``: two zones of three pages over five) and the extra start states of
+``proofs.facts.start_states``; positions the flow reaches but no mined state does (a lookup
+that misses the zone it starts in, a retry that fails) get template candidates that Houdini and
+the concrete runs settle.  It takes about a minute on two cores (some 6,500 candidates, about
+1,100 queries), which with the rest of the proof job is over its minute, so it is not an
+obligation yet.  The ``nodes`` spec keeps lazy areas and pools as lists of area codes whose
+length varies, which this encoding does not model (``Layout`` rejects it).
 
 Relies on ``spec`` (registry, params, program, protocol, compile), ``proofs.facts`` (the
 candidates and the spec's invariants as facts), ``proofs.flow``, ``proofs.closure``,
@@ -71,12 +70,10 @@ from .facts import (
     reachable,
     start_states,
 )
-from .flow import analyse
+from .flow import Flow, analyse
 from .houdini import Cti, Prover
 from .obligation import Obligation, ProofResult, Status
-from .stepcase import (
-    StepCase,
-)
+from .stepcase import State, StepCase
 
 
 def coverage_params(pages: int = 4) -> SpecParams:
@@ -131,9 +128,21 @@ class Inductive:
     cases: dict[tuple[int, int], StepCase]
 
 
-def strengthen(name: str, timeout: float,
-               cover: Coverage | None = None) -> tuple[Inductive, Cti | None]:
-    """Mine candidate facts for spec ``name`` and prune them to an inductive set."""
+@dataclass
+class Mined:
+    """A spec built for its coverage scenario, the flow of its step tables, its reachable
+    states, and the candidate facts true in all of them."""
+
+    spec: Spec
+    flow: Flow
+    states: list[State]
+    candidates: int
+    facts: list[Fact]
+    cases: dict[tuple[int, int], StepCase]
+
+
+def mine_facts(name: str, timeout: float, cover: Coverage | None = None) -> Mined:
+    """Build spec ``name`` for its coverage scenario and mine candidate facts from it."""
     cover = cover or coverage(name)
     spec = build_spec(name, cover.params)
     lay = Layout(spec)
@@ -147,25 +156,32 @@ def strengthen(name: str, timeout: float,
             got = cases[(k, p)] = StepCase(spec, k, p, step, timeout)
         return got
 
-    t0 = time.monotonic()
     flow = analyse(spec, case)
     states = reachable(spec, starts=start_states(spec, cover.moved))
-    t1 = time.monotonic()
     cands = candidate_facts(spec, lay, states, flow)
     mined = prune_redundant(mine(spec, cands, states), positions(spec, states))
-    t2 = time.monotonic()
-    facts = [*base_facts(spec), *mined]
+    return Mined(spec, flow, states, len(cands), mined, cases)
+
+
+def strengthen(name: str, timeout: float,
+               cover: Coverage | None = None) -> tuple[Inductive, Cti | None]:
+    """Mine candidate facts for spec ``name`` and prune them to an inductive set."""
+    t0 = time.monotonic()
+    m = mine_facts(name, timeout, cover)
+    spec, states, cases = m.spec, m.states, m.cases
+    t1 = time.monotonic()
+    facts = [*base_facts(spec), *m.facts]
     closure = Closure(spec, facts, states)
     prover = Prover(spec, facts, timeout, cases, closure)
-    t3 = time.monotonic()
+    t2 = time.monotonic()
     cti = prover.run(houdini=True)
     houdini.log.debug(
-        "%d states, %d candidates, %d mined; flow+states %.1f s, mining %.1f s, goals %.1f s, "
-        "houdini %.1f s, %d queries, %d states run, %d facts left; %s %s", len(states),
-        len(cands), len(mined), t1 - t0, t2 - t1, t3 - t2, time.monotonic() - t3,
-        prover.queries, closure.states, len(prover.live()), prover.counts, prover.times)
-    return Inductive(spec, prover.live(), len(cands), len(mined), len(states), prover.queries,
-                     cases), cti
+        "%d states, %d candidates, %d mined; mining %.1f s, goals %.1f s, houdini %.1f s, "
+        "%d queries, %d states run, %d facts left; %s %s", len(states), m.candidates,
+        len(m.facts), t1 - t0, t2 - t1, time.monotonic() - t2, prover.queries, closure.states,
+        len(prover.live()), prover.counts, prover.times)
+    return Inductive(spec, prover.live(), m.candidates, len(m.facts), len(states),
+                     prover.queries, cases), cti
 
 
 def check_inductive(spec: Spec, facts: list[Fact], timeout: float,

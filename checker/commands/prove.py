@@ -10,8 +10,10 @@ the declared ones) and from the lock-order graph of the implementation, explored
 ``lockgraph``'s coverage scenario with one thread (lock nesting is about paths, not
 interleavings), and are handed to ``proofs.lock_order``.
 
-Induction: the ``global`` spec's invariants, strengthened and proved inductive
-(``proofs.induction``, which says why the other specs are not among the obligations yet).
+Induction: the ``global`` spec's invariants, proved inductive over page sets of the whole
+address space (``proofs.unbounded``) with the strengthening stored in ``proofs/certificates``;
+``--strengthen SPEC`` searches for that strengthening again and stores it (minutes).  Why the
+other specs are not among the obligations yet: ``proofs.induction`` and ``proofs.unbounded``.
 
 Relies on ``proofs`` (obligations, runner), ``spec.registry``, ``checker.model_check`` and
 ``checker.analyses.lockgraph``.
@@ -27,7 +29,7 @@ import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from proofs import induction, lock_order
+from proofs import certificate, lock_order, unbounded
 from proofs.lock_order import KERNEL_NESTING, OrderEdge, spec_edges
 from proofs.obligation import Obligation, Status
 from proofs.runner import Verdict, arithmetic_obligations, junit_xml, run, select
@@ -77,7 +79,38 @@ def build_obligations(designs: Sequence[str], timeout: float) -> list[Obligation
     for d in designs:
         name = resolve_design(d).name
         obs.append(lock_order.obligation(name, lambda d=d: design_edges(d, timeout)))  # type: ignore[misc]
-    return [*obs, *induction.obligations()]
+    return [*obs, *unbounded.obligations()]
+
+
+def _strengthen(name: str, timeout: float, as_json: bool) -> None:
+    """``--strengthen``: search, store, report."""
+    t0 = time.monotonic()
+    with stderr_console.status(f"strengthening the {name} spec's invariants"):
+        facts, cti, stats = unbounded.strengthen(name, timeout)
+    config = {"strengthen": name, "timeout": timeout}
+    if cti is None:
+        assert facts is not None
+        cert = certificate.Certificate(name, "page sets", tuple(certificate.key(f) for f in facts),
+                                       stats)
+        where = certificate.save(cert)
+        result = Result("prove", config=config, outcome=Outcome.OK,
+                        stats={**stats, "certificate": str(where)})
+        if not as_json:
+            stdout_console.print(
+                f"{name}: {stats['kept']} facts (of {stats['mined']} mined, "
+                f"{stats['houdini_left']} after Houdini) make the invariants inductive over "
+                f"page sets; stored in {where} ({time.monotonic() - t0:.0f} s)")
+    else:
+        detail = f"counterexample to induction: {cti.actor} breaks {cti.broken!r}"
+        result = Result("prove", config=config, outcome=Outcome.VIOLATION, stats=stats,
+                        findings=[Finding("counterexample", detail,
+                                          {"step": cti.step, "before": cti.before})])
+        if not as_json:
+            stdout_console.print(detail, markup=False)
+            stdout_console.print(f"  step: {cti.step}", markup=False)
+            for k, v in cti.before.items():
+                stdout_console.print(f"  {k} = {v}", markup=False, highlight=False)
+    finish(result, as_json)
 
 
 def _table(verdicts: Sequence[Verdict], total: float) -> Table:
@@ -106,10 +139,17 @@ def _table(verdicts: Sequence[Verdict], total: float) -> Table:
 @click.option("--design", "designs", default=DEFAULT_DESIGNS, show_default=True,
               help="Designs whose lock order is proved: names or path/to/file.py:Class, "
                    "comma-separated.")
+@click.option("--strengthen", "strengthen", default=None, metavar="SPEC",
+              type=click.Choice(unbounded.SPECS),
+              help="Search again for the facts that make SPEC's invariants inductive and "
+                   "store them for the induction obligation (takes minutes).")
 @json_option
 def command(only: tuple[str, ...], junit_file: str | None, timeout: float, designs: str,
-            as_json: bool) -> None:
+            strengthen: str | None, as_json: bool) -> None:
     """Prove the allocator's arithmetic, lock order and spec invariants for all inputs."""
+    if strengthen is not None:
+        _strengthen(strengthen, timeout, as_json)
+        return
     names = design_names(designs)
     if not names:
         raise click.BadParameter("no design given", param_hint="--design")

@@ -1,0 +1,343 @@
+"""Sets of pages of an unbounded address space: a spec's page mask whose value is a Z3 set.
+
+The spec keeps every set of pages as a Python int (bit ``p`` is page ``p``), built for a handful
+of pages.  ``SymSet`` stands for such a mask over the whole 64-bit address space, as ``SymInt``
+stands for an int: page numbers are 64-bit bit-vectors, a set is a Z3 array from page to
+membership, and the spec's own step bodies and checks run on it unchanged.  ``&``, ``|`` and
+``& ~`` are intersection, union and difference; a mask compared with 0 is the empty set, and
+compared with the spec's whole range it is the managed pages, themselves a set of any size;
+``bit_count()`` is the size.  An area code (``mask << 8 | tag``) is a ``SymCode``.
+
+Sizes.  The size of a set term is ``card(term)``, ``card`` an uninterpreted function to the
+integers (sizes and the spec's counters are unbounded integers here, as in Python),
+constrained at each term the code builds by facts true of every finite set (ghost counts):
+a size lies in ``0 .. 2^52`` (the 4 KiB pages of a 64-bit space) and is 0 exactly when the set
+is empty; |A u B| = |A| + |B| - |A n B|; |A \\ B| = |A| - |A n B|; |A n B| is at most either
+size and is |A| when A is inside B; an interval of ``n`` pages has ``n``.  Each holds when
+``card`` is the size, so asserting them is sound; a proof may need a fact they do not give
+(it then fails), never the reverse.  The lemmas of a term are kept by the term's id and
+collected for a query from the terms it mentions (``Pages.lemmas_for``).
+
+Choices.  Where the spec picks pages (``fit_choices``: the lowest fit; ``lowest_run``), a set
+answers with a fresh choice that keeps only what the invariants can depend on: the fitted area
+is some interval of the requested size inside the free pages, or a failure; the lowest run is
+some non-empty interval inside the set.  These admit more steps than the spec takes (any fit,
+not only the lowest), so an invariant inductive over them is inductive over the spec's.
+
+Relies on ``z3``, ``proofs.symint`` (sizes and page numbers are ``SymInt``\\ s) and the area-code
+layout of ``spec.masks``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+import z3
+
+from spec.masks import AREA_SHIFT
+
+from .render import Kind
+from .symint import SymbolicError, SymBool, SymInt
+
+if TYPE_CHECKING:
+    from .symbolic import Executor
+
+PAGE_BITS = 64
+MAX_PAGES = 1 << 52  # 4 KiB pages in a 64-bit address space
+TAG_MASK = (1 << AREA_SHIFT) - 1
+
+
+class Pages:
+    """What the sets of one proof share: the executor (for sizes and choices), ``card``, the
+    managed range and the lemmas about every size term built so far."""
+
+    def __init__(self, ex: Executor, all_pages: int) -> None:
+        if ex.width < PAGE_BITS:
+            raise SymbolicError("page sets need an executor at least 64 bits wide")
+        self.ex = ex
+        self.page = z3.BitVecSort(PAGE_BITS)
+        self.card = z3.Function("card", z3.ArraySort(self.page, z3.BoolSort()), z3.IntSort())
+        self.all_pages = all_pages
+        self._lemmas: dict[int, list[z3.BoolRef]] = {}
+        self._keep: list[z3.ExprRef] = []  # ids stay valid while their terms live
+        self._names = itertools.count()
+        self.empty = SymSet(self, z3.EmptySet(self.page))
+        self.managed = self.input("managed")
+
+    # ------------------------------------------------------------------ terms and lemmas
+    def size(self, arr: z3.ArrayRef) -> z3.ArithRef:
+        """``card(arr)``, with the lemmas every set's size obeys."""
+        c = self.card(arr)
+        if c.get_id() not in self._lemmas:
+            self._lemmas[c.get_id()] = []
+            self._keep.append(c)
+            self.lemma(c, c >= 0, c <= MAX_PAGES, (c == 0) == (arr == z3.EmptySet(self.page)))
+        return c
+
+    def count(self, name: str, lo: int | None = None) -> SymInt:
+        """A whole number (a counter, a number of pages) as an unbounded integer."""
+        x = SymInt(self.ex, z3.Int(name))
+        if lo is not None:
+            self.ex.assume(x.expr >= lo)
+        return x
+
+    def lemma(self, c: z3.ArithRef, *facts: z3.BoolRef) -> None:
+        self._lemmas.setdefault(c.get_id(), []).extend(facts)
+
+    def lemmas_for(self, formulas: list[z3.BoolRef]) -> list[z3.BoolRef]:
+        """Every lemma about a size term the formulas mention, and those its lemmas mention."""
+        out: list[z3.BoolRef] = []
+        seen: set[int] = set()
+        todo: list[z3.ExprRef] = list(formulas)
+        done_terms: set[int] = set()
+        while todo:
+            x = todo.pop()
+            i = x.get_id()
+            if i in seen:
+                continue
+            seen.add(i)
+            if i in self._lemmas and i not in done_terms:
+                done_terms.add(i)
+                out += self._lemmas[i]
+                todo += self._lemmas[i]
+            todo.extend(x.children())
+        return out
+
+    # ------------------------------------------------------------------ sets
+    def input(self, name: str) -> SymSet:
+        """A set of pages with no constraint but finiteness (a page mask of the state)."""
+        arr = z3.Array(name, self.page, z3.BoolSort())
+        self.size(arr)
+        return SymSet(self, arr)
+
+    def area(self, name: str, lo: SymInt, n: SymInt | int) -> SymSet:
+        """An area of ``n`` pages starting at page ``lo``: a set of that size holding ``lo``.
+        Not constrained to be contiguous (the solver is many times slower on an interval as a
+        lambda term); nothing the invariants say depends on it, and leaving it out only admits
+        more states."""
+        nn = n.expr if isinstance(n, SymInt) else z3.IntVal(n)
+        arr = z3.Array(name, self.page, z3.BoolSort())
+        c = self.size(arr)
+        self.lemma(c, c == nn)
+        self.ex.assume(z3.Implies(nn != 0, z3.Select(arr, _narrow(lo.expr, PAGE_BITS))))
+        return SymSet(self, arr, lo)
+
+    def choose_area(self, inside: SymSet, n: SymInt | int | None, what: str) -> SymSet:
+        """A fresh area of ``n`` pages (``None``: some non-zero number) inside ``inside``: the
+        path goes on for every such area."""
+        ex = self.ex
+        k = next(self._names)
+        lo = ex.input(f"{what}{k}.start", Kind.COUNT, 0, MAX_PAGES - 1)
+        if n is None:
+            n = self.count(f"{what}{k}.pages", 1)
+        area = self.area(f"{what}{k}", lo, n)
+        ex.constrain(z3.IsSubset(area.arr, inside.arr))
+        return area
+
+    def arr_of(self, x: object) -> z3.ArrayRef | None:
+        if isinstance(x, SymSet):
+            if x.P is not self:
+                raise SymbolicError("page sets of two proofs mixed")
+            return x.arr
+        if isinstance(x, int) and not isinstance(x, bool):
+            if x == 0:
+                return self.empty.arr
+            if x == self.all_pages:
+                return self.managed.arr
+            raise SymbolicError(f"the page mask {x:#x} names particular pages of a bounded "
+                                "instance")
+        return None
+
+    def meet_size(self, a: z3.ArrayRef, b: z3.ArrayRef) -> z3.ArithRef:
+        """``|a n b|``, with its lemmas."""
+        both = z3.SetIntersect(a, b)
+        c = self.size(both)
+        ca, cb = self.size(a), self.size(b)
+        self.lemma(c, c <= ca, c <= cb, z3.Implies(z3.IsSubset(a, b), c == ca),
+                   z3.Implies(z3.IsSubset(b, a), c == cb))
+        return c
+
+
+def _narrow(x: z3.BitVecRef, bits: int) -> z3.BitVecRef:
+    return x if x.size() == bits else z3.Extract(bits - 1, 0, x)
+
+
+class SymSet:
+    """A page mask as a set of pages (see the module note); ``lo`` is its first page when it
+    is known to be an interval."""
+
+    __slots__ = ("P", "arr", "lo")
+
+    def __init__(self, P: Pages, arr: z3.ArrayRef, lo: SymInt | None = None) -> None:
+        self.P = P
+        self.arr = arr
+        self.lo = lo
+
+    def __hash__(self) -> int:  # by identity, as SymInt (memo keys)
+        return id(self)
+
+    def _make(self, arr: z3.ArrayRef) -> SymSet:
+        self.P.size(arr)
+        return SymSet(self.P, arr)
+
+    # ------------------------------------------------------------------ set algebra
+    def __and__(self, other: object) -> Any:
+        P = self.P
+        if isinstance(other, Compl):
+            return other.__rand__(self)
+        b = P.arr_of(other)
+        if b is None:
+            return NotImplemented
+        if b.eq(P.empty.arr):
+            return P.empty
+        P.meet_size(self.arr, b)
+        return SymSet(P, z3.SetIntersect(self.arr, b))
+
+    __rand__ = __and__
+
+    def __or__(self, other: object) -> Any:
+        P = self.P
+        b = P.arr_of(other)
+        if b is None:
+            return NotImplemented
+        if b.eq(P.empty.arr):
+            return self
+        if self.arr.eq(P.empty.arr):
+            return SymSet(P, b)
+        union = z3.SetUnion(self.arr, b)
+        c = P.size(union)
+        P.lemma(c, c == P.size(self.arr) + P.size(b) - P.meet_size(self.arr, b))
+        return SymSet(P, union)
+
+    __ror__ = __or__
+
+    def __invert__(self) -> Compl:
+        return Compl(self)
+
+    def minus(self, other: SymSet) -> SymSet:
+        P = self.P
+        if other.arr.eq(P.empty.arr):
+            return self
+        diff = z3.SetDifference(self.arr, other.arr)
+        c = P.size(diff)
+        P.lemma(c, c == P.size(self.arr) - P.meet_size(self.arr, other.arr))
+        return SymSet(P, diff)
+
+    # ------------------------------------------------------------------ tests and sizes
+    def size(self) -> SymInt:
+        return SymInt(self.P.ex, self.P.size(self.arr))
+
+    def bit_count(self) -> SymInt:
+        return self.size()
+
+    def is_empty(self) -> SymBool:
+        # Emptiness as an array equality, not as a size of 0: the solver decides set algebra
+        # far faster than it links sizes (the lemma of every size term links the two).
+        return SymBool(self.P.ex, self.arr == self.P.empty.arr)
+
+    def __eq__(self, other: object) -> Any:
+        b = self.P.arr_of(other)
+        if b is None:
+            return NotImplemented
+        if b.eq(self.P.empty.arr):
+            return self.is_empty()
+        return SymBool(self.P.ex, self.arr == b)
+
+    def __ne__(self, other: object) -> Any:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else ~eq
+
+    def __bool__(self) -> bool:
+        return bool(~self.is_empty())
+
+    def __lshift__(self, n: object) -> SymCode:
+        if n != AREA_SHIFT:
+            raise SymbolicError("a page set shifted other than into an area code")
+        return SymCode(self, 0)
+
+    # ------------------------------------------------------------------ the spec's choices
+    def fit_choices(self, pages: int, align: int, vstart: int, vend: int) -> tuple[Any, ...]:
+        """Some area of ``pages`` pages inside this free space, or a failure (see the module
+        note: alignment and the lowest-fit rule are left out, which only adds steps)."""
+        return (self.P.choose_area(self, pages, "fit"), 0)
+
+    def lowest_run(self) -> SymSet:
+        return self.P.choose_area(self, None, "run")
+
+    def low_page(self) -> SymInt:
+        if self.lo is None:
+            raise SymbolicError("the first page of a set that is not known to be an interval")
+        return self.lo
+
+    def __repr__(self) -> str:
+        return "<symbolic pages>"
+
+    def __format__(self, spec: str) -> str:
+        return "<symbolic pages>"
+
+
+class Compl:
+    """``~mask``: usable only to take pages out of a set (``m & ~n``)."""
+
+    __slots__ = ("s",)
+
+    def __init__(self, s: SymSet) -> None:
+        self.s = s
+
+    def __rand__(self, other: object) -> Any:
+        a = self.s.P.arr_of(other)
+        if a is None:
+            return NotImplemented
+        return SymSet(self.s.P, a).minus(self.s) if not isinstance(other, SymSet) \
+            else other.minus(self.s)
+
+    __and__ = __rand__
+
+
+class SymCode:
+    """An area code ``mask << 8 | tag`` whose mask is a ``SymSet``."""
+
+    __slots__ = ("area", "tag")
+
+    def __init__(self, area: SymSet, tag: SymInt | int) -> None:
+        self.area = area
+        self.tag = tag
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __rshift__(self, n: object) -> SymSet:
+        if n != AREA_SHIFT:
+            raise SymbolicError("an area code shifted other than back to its pages")
+        return self.area
+
+    def __or__(self, tag: object) -> SymCode:
+        if isinstance(tag, (int, SymInt)) and not isinstance(tag, bool):
+            return SymCode(self.area, self.tag | tag)
+        return NotImplemented
+
+    def __and__(self, mask: object) -> Any:
+        if mask == TAG_MASK:
+            return self.tag
+        return NotImplemented
+
+    def _zero(self) -> z3.BoolRef:
+        ex = self.area.P.ex
+        tag = self.tag.expr if isinstance(self.tag, SymInt) else ex.const(self.tag)
+        return z3.And(self.area.is_empty().expr, tag == 0)
+
+    def __eq__(self, other: object) -> Any:
+        if isinstance(other, int) and other == 0:
+            return SymBool(self.area.P.ex, self._zero())
+        return NotImplemented
+
+    def __ne__(self, other: object) -> Any:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else ~eq
+
+    def __bool__(self) -> bool:
+        return self.area.P.ex.decide(z3.Not(self._zero()))
+
+    def __repr__(self) -> str:
+        return "<symbolic area code>"

@@ -1,0 +1,573 @@
+"""Inductive invariants of a spec over an unbounded address space: page sets instead of masks.
+
+``proofs.induction`` proves a spec's invariants for every state of its coverage instance (a
+few pages, every mask).  Here the same spec tables and the same invariant code run on states
+whose page masks are sets of pages of the whole 64-bit address space (``proofs.symset``): the
+managed range is a set of any size, each owner's pages any subset of it, each thread's area an
+interval anywhere, each counter any value up to 2^56.  Init => Inv and Inv /\\ step => Inv' are
+checked by Z3 over those states, so they hold for every number of pages and every address.
+
+The invariant is the spec's own checks (``Spec.owned_once``: single owner, conservation, lock
+exclusion; and the design's invariants, ``vmap_lazy_nr`` and allocated areas in a busy tree),
+strengthened with the candidate facts of ``proofs.facts`` mined from the coverage instance's
+reachable states, minus those that name particular pages of the instance (they have no
+meaning over the whole space: ``SymbolicError``), pruned by Houdini over the page-set steps.
+A step that breaks one of the spec's own checks from a state satisfying the final set is a
+counterexample to induction, printed as the spec state before (sizes of the page sets, the
+areas as page ranges), the step and what broke.
+
+The steps are the spec's, with its choices of pages widened (any fit inside the free pages, any
+run of a list: ``proofs.symset``), so the proof covers the spec's steps and more.  Facts about
+sizes rest on the lemmas of ``proofs.symset``.
+
+Relies on ``spec`` (compile, protocol), ``proofs.facts``, ``proofs.flow``, ``proofs.houdini``
+(``truth``), ``proofs.symbolic`` and ``proofs.symset``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import z3
+
+from spec.compile import Spec
+from spec.protocol import HELD, PC
+
+from . import certificate, induction
+from .facts import Fact
+from .houdini import truth
+from .obligation import Obligation, ProofResult, Status
+from .render import Kind
+from .symbolic import Executor, PathLimit, SymbolicError, SymInt
+from .symset import MAX_PAGES, Pages, SymCode, SymSet
+
+log = logging.getLogger("proofs.unbounded")
+State = tuple[Any, ...]
+WIDTH = 64
+
+
+# ---------------------------------------------------------------------------- states
+class SetStates:
+    """Symbolic states of ``spec`` over page sets, their variables named after the fields (so
+    every state built here shares them)."""
+
+    def __init__(self, spec: Spec, timeout: float) -> None:
+        self.spec = spec
+        self.ex = Executor(width=WIDTH, timeout_s=timeout)
+        self.ex.prune = False  # branches are decided by the queries, not while exploring
+        self.P = Pages(self.ex, spec.all_pages)
+        self.n_locks = (1 << len(spec.locks)) - 1
+
+    def _num(self, name: str, hi: int) -> SymInt:
+        return self.ex.input(name, Kind.COUNT, 0, hi)
+
+    def _area(self, name: str) -> SymCode:
+        lo = self._num(f"{name}.start", MAX_PAGES - 1)
+        n = self.P.count(f"{name}.pages", 0)
+        return SymCode(self.P.area(name, lo, n), self._num(f"{name}.tag", 255))
+
+    def _field(self, name: str, f: Any) -> Any:
+        if f.owner == "codes" or isinstance(f.init, tuple):
+            raise NotImplementedError(f"spec {self.spec.name}: field {f.name!r} holds a list or a "
+                                      "tuple, which page sets do not model yet")
+        if f.owner == "mask":
+            return self.P.input(name)
+        return self.P.count(name)  # a counter: any integer
+
+    def state(self, k_step: int = -1, pc: int = 0) -> State:
+        """Every field a variable, except actor ``k_step``'s position (``pc``)."""
+        spec = self.spec
+        g: list[Any] = [self._num(spec.global_fields[0].name, self.n_locks)]
+        g += [self._field(f.name, f) for f in spec.global_fields[1:]]
+        actors: list[Any] = []
+        for k, a in enumerate(spec.actor_index):
+            who = spec.actor_names[k]
+            slots = {j: n for n, j in spec.slot_index[k].items()}
+            t: list[Any] = []
+            for j in range(len(spec.init[a])):
+                if j == PC:
+                    t.append(pc if k == k_step else
+                             self._num(f"{who}.pc", len(spec.tables[k]) - 1))
+                elif j in slots:
+                    t.append(self._area(f"{who}.slot {slots[j]}"))
+                elif j == HELD:
+                    t.append(self._num(f"{who}.held", self.n_locks))
+                else:
+                    t.append(self._field(f"{who}.{spec.local_fields[j].name}",
+                                         spec.local_fields[j]))
+            actors.append(tuple(t))
+        return tuple(g) + tuple(actors)
+
+    def initial(self) -> State:
+        """The spec's initial state with its whole range free: the managed pages, any number."""
+        spec = self.spec
+        g = [self.P.managed if f.owner == "mask" and f.init == spec.all_pages else v
+             for f, v in zip(spec.global_fields, spec.init[: spec.G], strict=True)]
+        return tuple(g) + spec.init[spec.G:]
+
+
+def fresh(s: State) -> State:
+    """New wrappers for every symbolic value: spec code memoises by value (by identity here),
+    and a memo filled on one path must not answer on another."""
+    def copy(x: Any) -> Any:
+        if isinstance(x, SymInt):
+            return SymInt(x.ex, x.expr, x.bounds)
+        if isinstance(x, SymSet):
+            return SymSet(x.P, x.arr, x.lo)
+        if isinstance(x, SymCode):
+            return SymCode(copy(x.area), copy(x.tag))
+        if isinstance(x, tuple):
+            return tuple(copy(y) for y in x)
+        return x
+    return tuple(copy(x) for x in s)
+
+
+# ---------------------------------------------------------------------------- facts
+def base_facts(spec: Spec) -> list[Fact]:
+    """The spec's own invariants: its ownership rules and its design invariants."""
+    everything = frozenset({(-2, 0)})
+    out = [Fact("single owner, conservation and lock exclusion", None, None, everything,
+                spec.owned_once, base=True)]
+    for name, make in spec.invariant_defs:
+        out.append(Fact(name, None, None, everything, _passes(make(spec)), base=True))
+    return out
+
+
+def _passes(check: Callable[[State], str | None]) -> Callable[[State], bool]:
+    return lambda s: check(s) is None
+
+
+def _formula(ex: Executor, f: Fact, s: State, spec: Spec) -> z3.BoolRef:
+    """``f`` on ``s`` as one formula (guarded by the actor's position when it is symbolic)."""
+    pc = s[spec.actor_index[f.actor]][PC] if f.actor is not None else None
+    if isinstance(pc, int) and pc != f.pc:
+        return z3.BoolVal(True)
+    body = truth(ex, lambda: _as_truth(f.test(fresh(s))))
+    if pc is None or isinstance(pc, int):
+        return body
+    return z3.Implies(pc.expr == f.pc, body)
+
+
+def _as_truth(v: Any) -> Any:
+    return v != 0 if isinstance(v, (SymInt, SymSet)) else v
+
+
+def expressible(facts: Sequence[Fact], states: SetStates) -> tuple[list[Fact], list[Fact]]:
+    """The facts that mean something over the whole address space, and those that name pages
+    of the bounded instance (a constant mask, an area's lowest page as a bit)."""
+    g = states.state()
+    keep, gone = [], []
+    for f in facts:
+        try:
+            _formula(states.ex, f, g, states.spec)
+        except (SymbolicError, TypeError, AttributeError):
+            gone.append(f)
+            continue
+        keep.append(f)
+    return keep, gone
+
+
+# ---------------------------------------------------------------------------- the proof
+@dataclass
+class SetCti:
+    actor: str
+    step: str
+    broken: str
+    before: dict[str, str]
+
+
+@dataclass
+class SetProof:
+    facts: list[Fact]
+    cti: SetCti | None
+    queries: int = 0
+    paths: int = 0
+    left_out: int = 0
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+class SetProver:
+    """Houdini over the page-set steps: drop every candidate fact some step can break from a
+    state satisfying all live facts, until no step breaks any; the spec's own checks are never
+    dropped (a step that breaks one is a counterexample to induction).
+
+    One incremental solver holds every fact once, as ``alive_f => f`` on the generic state,
+    and each step path once, as ``goal => (the path runs and a live fact fails after it)``;
+    a query assumes the stepping actor's position, the goal and which facts are alive.  A
+    path found safe is asked again only if facts were dropped since."""
+
+    def __init__(self, spec: Spec, facts: list[Fact], timeout: float,
+                 reach: Sequence[frozenset[int]] | None = None) -> None:
+        self.spec, self.timeout = spec, timeout
+        self.S = SetStates(spec, timeout)
+        self.ex, self.P = self.S.ex, self.S.P
+        self.facts = facts
+        self.dropped: set[int] = set()
+        self.g = self.S.state()
+        self.reach = reach
+        self.queries = 0
+        self.cases: dict[tuple[int, int], tuple[State, list[Any]]] = {}
+        self.pre = {id(f): _formula(self.ex, f, self.g, spec) for f in facts}
+        self.posts: dict[tuple[int, int, int], list[tuple[Fact | None, z3.BoolRef]]] = {}
+        self.by_field: dict[tuple[int, int], list[Fact]] = {}
+        for f in facts:
+            for fld in f.reads:
+                self.by_field.setdefault(fld, []).append(f)
+
+    def live(self) -> list[Fact]:
+        return [f for f in self.facts if id(f) not in self.dropped]
+
+    def case(self, k: int, p: int) -> tuple[State, list[Any]]:
+        got = self.cases.get((k, p))
+        if got is None:
+            spec = self.spec
+            s = self.S.state(k, p)
+            step = spec.tables[k][p]
+            assert step is not None
+            a = spec.actor_index[k]
+
+            def run() -> Any:
+                out: list[State] = []
+                try:
+                    step(fresh(s), a, out)
+                except (SymbolicError, PathLimit):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - an assertion of the spec's code
+                    return exc
+                return out
+            got = self.cases[(k, p)] = (s, self.ex.explore(run))
+        return got
+
+    def affected(self, k: int, s: State, s2: State) -> list[Fact]:
+        """The facts a step of actor ``k`` from ``s`` to ``s2`` can change: the spec's own,
+        ``k``'s at its new position, and those reading a field the step changed."""
+        spec = self.spec
+        hit: dict[int, Fact] = {id(f): f for f in self.facts if f.base}
+        pc2 = s2[spec.actor_index[k]][PC]
+        for f in self.facts:
+            if f.actor == k and (not isinstance(pc2, int) or f.pc == pc2):
+                hit[id(f)] = f
+        moved = {(-1, i) for i in range(spec.G) if not _same(s[i], s2[i])}
+        for kk, a in enumerate(spec.actor_index):
+            moved |= {(kk, j) for j, (x, y) in enumerate(zip(s[a], s2[a], strict=True))
+                      if not _same(x, y)}
+        for fld in moved:
+            for f in self.by_field.get(fld, ()):
+                if f.actor != k:
+                    hit[id(f)] = f
+        return [f for f in self.facts if id(f) in hit]
+
+    def post(self, k: int, p: int, i: int) -> list[tuple[Fact | None, z3.BoolRef]]:
+        """Every fact path ``i`` of step (``k``, ``p``) can change, after the step (None: the
+        path raises)."""
+        key = (k, p, i)
+        got = self.posts.get(key)
+        if got is None:
+            s, paths = self.case(k, p)
+            path = paths[i]
+            got = []
+            if isinstance(path.value, Exception):
+                got.append((None, z3.BoolVal(False)))
+            else:
+                for s2 in path.value:
+                    got += [(f, _formula(self.ex, f, s2, self.spec))
+                            for f in self.affected(k, s, s2)]
+            self.posts[key] = got
+        return got
+
+    def query(self, k: int, p: int, i: int, pre: list[Fact], post: list[Fact] | None
+              ) -> tuple[z3.CheckSatResult, z3.Solver, list[tuple[Fact | None, z3.BoolRef]]]:
+        """Can path ``i`` of step (``k``, ``p``) run from a state satisfying ``pre`` and break
+        a fact of ``post`` (None: every live fact)?  A fresh solver per query: it holds only
+        this query's set terms (the array theory's work grows with every term it holds)."""
+        path = self.case(k, p)[1][i]
+        want = ({id(f) for f in post} if post is not None else
+                {id(f) for f in self.facts if id(f) not in self.dropped})
+        posts = [(f, c) for f, c in self.post(k, p, i) if f is None or id(f) in want]
+        pc_k = self.g[self.spec.actor_index[k]][PC]
+        goal = z3.Not(z3.And(*(c.expr for c in path.side), *(c for _, c in posts)))
+        parts = [*self.ex._pre, pc_k.expr == p, *path.condition,  # noqa: SLF001
+                 *(self.pre[id(f)] for f in pre)]
+        solver = z3.Solver()
+        solver.set("timeout", max(1, int(self.timeout * 1000)))
+        solver.add(*self.P.lemmas_for([*parts, goal]), *parts)
+        self.queries += 1
+        return solver.check(goal), solver, posts
+
+    def check(self, k: int, p: int, i: int) -> tuple[z3.ModelRef, list[Fact | None]] | None:
+        """Query path ``i`` of step (``k``, ``p``) against the live facts: None when it keeps
+        every one, else a model and the facts it breaks."""
+        r, solver, posts = self.query(k, p, i, self.live(), None)
+        if r == z3.unsat:
+            return None
+        if r != z3.sat:
+            raise TimeoutError(f"solver: {solver.reason_unknown()}")
+        m = solver.model()
+        # The model's value of a set equality is often left unevaluated: what it does not
+        # show false is asked one by one (any state that breaks a fact is reason to drop it).
+        broken = [f for f, c in posts if z3.is_false(m.eval(c, True))]
+        if not broken:
+            for f, c in posts:
+                if z3.is_true(m.eval(c, True)):
+                    continue
+                self.queries += 1
+                if solver.check(z3.Not(c)) == z3.sat:
+                    m = solver.model()
+                    broken = [f]
+                    break
+        if not broken:
+            raise TimeoutError("the solver found a step that breaks a fact but not which")
+        return m, broken
+
+    def paths(self) -> list[tuple[int, int, int]]:
+        spec = self.spec
+        return [(k, p, i) for k in range(len(spec.actor_names))
+                for p, st in enumerate(spec.tables[k])
+                if st is not None and (self.reach is None or p in self.reach[k])
+                for i in range(len(self.case(k, p)[1]))]
+
+    def needed(self, k: int, p: int, i: int, post: list[Fact]) -> list[Fact]:
+        """Live facts enough for path ``i`` of step (``k``, ``p``) to keep ``post`` (an
+        unsat core over the live facts; not always the smallest)."""
+        live = self.live()
+        path = self.case(k, p)[1][i]
+        want = {id(f) for f in post}
+        posts = [c for f, c in self.post(k, p, i) if f is None or id(f) in want]
+        if not posts:
+            return []
+        pc_k = self.g[self.spec.actor_index[k]][PC]
+        goal = z3.Not(z3.And(*(c.expr for c in path.side), *posts))
+        lits = [z3.Bool(f"use{n}") for n in range(len(live))]
+        parts = [*self.ex._pre, pc_k.expr == p, *path.condition, goal,  # noqa: SLF001
+                 *(z3.Implies(lit, self.pre[id(f)]) for lit, f in zip(lits, live, strict=True))]
+        solver = z3.Solver()
+        solver.set("timeout", max(1, int(self.timeout * 1000)))
+        solver.set("core.minimize", True)
+        solver.add(*self.P.lemmas_for(parts), *parts)
+        self.queries += 1
+        r = solver.check(*lits)
+        if r != z3.unsat:
+            raise TimeoutError(f"a path breaks the final set when cutting it down: {r}")
+        core = {str(x) for x in solver.unsat_core()}
+        return [f for lit, f in zip(lits, live, strict=True) if str(lit) in core]
+
+    def minimise(self) -> list[Fact]:
+        """The live facts some path's proof needs, starting from the spec's own checks: the
+        facts each path needs to keep those, then the facts it needs to keep the new ones,
+        until nothing is added.  The result is inductive: every fact in it is kept by every
+        path from states satisfying facts in it."""
+        keep: dict[int, Fact] = {id(f): f for f in self.live() if f.base}
+        new = list(keep.values())
+        paths = self.paths()
+        while new:
+            added: dict[int, Fact] = {}
+            for k, p, i in paths:
+                for f in self.needed(k, p, i, new):
+                    if id(f) not in keep:
+                        added[id(f)] = f
+            keep.update(added)
+            new = list(added.values())
+        return [f for f in self.facts if id(f) in keep]
+
+    def check_all(self) -> SetCti | None:
+        """Is the conjunction of all the facts inductive as it stands (nothing dropped)?"""
+        spec = self.spec
+        for k, p, i in self.paths():
+            got = self.check(k, p, i)
+            if got is not None:
+                m, broken = got
+                value = self.case(k, p)[1][i].value
+                what = (f"the step raises {value}" if broken[0] is None else broken[0].name)
+                return SetCti(spec.actor_names[k], spec.step_text[k][p], what,
+                              describe(self, m, self.case(k, p)[0]))
+        return None
+
+    def run(self) -> SetCti | None:
+        """Houdini: drop what breaks until nothing does; a broken spec check is a CTI."""
+        spec = self.spec
+        paths = self.paths()
+        epoch = 0
+        checked: dict[tuple[int, int, int], int] = {}
+        while True:
+            todo = [key for key in paths if checked.get(key) != epoch]
+            if not todo:
+                return None
+            for key in todo:
+                k, p, i = key
+                while True:
+                    got = self.check(k, p, i)
+                    if got is None:
+                        break
+                    m, broken = got
+                    hard = [f for f in broken if f is None or f.base]
+                    if hard:
+                        value = self.case(k, p)[1][i].value
+                        what = (f"the step raises {value}" if hard[0] is None
+                                else hard[0].name)
+                        return SetCti(spec.actor_names[k], spec.step_text[k][p], what,
+                                      describe(self, m, self.case(k, p)[0]))
+                    for f in broken:
+                        assert f is not None
+                        self.dropped.add(id(f))
+                        log.debug("drop at %s@%d %r: %s", spec.actor_names[k], p,
+                                  spec.step_text[k][p], f.name)
+                    epoch += 1
+                checked[key] = epoch
+
+
+def _same(x: Any, y: Any) -> bool:
+    if isinstance(x, SymInt) and isinstance(y, SymInt):
+        return bool(x.expr.eq(y.expr))
+    if isinstance(x, SymSet) and isinstance(y, SymSet):
+        return bool(x.arr.eq(y.arr))
+    if isinstance(x, SymCode) and isinstance(y, SymCode):
+        return _same(x.area, y.area) and _same(x.tag, y.tag)
+    if isinstance(x, tuple) and isinstance(y, tuple):
+        return len(x) == len(y) and all(_same(a, b) for a, b in zip(x, y, strict=True))
+    return type(x) is type(y) and x == y
+
+
+def describe(prover: SetProver, m: z3.ModelRef, s: State) -> dict[str, str]:
+    """The state ``s`` in model ``m``: counters as numbers, page sets by size (and as page
+    ranges when the model gives them as finitely many pages), areas as page ranges."""
+    spec = prover.spec
+
+    def val(x: Any) -> str:
+        if isinstance(x, SymInt):
+            v = m.eval(x.expr, model_completion=True)
+            return str(v.as_long()) if isinstance(v, (z3.BitVecNumRef, z3.IntNumRef)) else str(v)
+        if isinstance(x, SymCode):
+            a = x.area
+            if a.lo is not None:
+                lo = m.eval(a.lo.expr, True)
+                n = m.eval(prover.P.size(a.arr), True)
+                if not (isinstance(lo, z3.BitVecNumRef) and isinstance(n, z3.IntNumRef)):
+                    return "some pages"
+                rng = (f"{n.as_long()} pages from page {lo.as_long()}" if n.as_long()
+                       else "-")
+                return f"{rng} tag {val(x.tag)}"
+            return val(a)
+        if isinstance(x, SymSet):
+            if z3.is_true(m.eval(x.arr == prover.P.empty.arr, True)):
+                return "-"
+            n = m.eval(prover.P.size(x.arr), True)
+            return f"{n.as_long()} pages" if isinstance(n, z3.IntNumRef) else "some pages"
+        if isinstance(x, tuple):
+            return "(" + ", ".join(val(y) for y in x) + ")"
+        return str(x)
+
+    out = {f.name: val(v) for f, v in zip(spec.global_fields, s[: spec.G], strict=True)}
+    out["managed"] = val(prover.P.managed)
+    for k, a in enumerate(spec.actor_index):
+        who = spec.actor_names[k]
+        names = {j: f"slot {n}" for n, j in spec.slot_index[k].items()}
+        for j, x in enumerate(s[a]):
+            name = names.get(j) or spec.local_fields[j].name
+            if j == PC:
+                pc = x if isinstance(x, int) else int(val(x))
+                out[f"{who}.pc"] = f"{pc} {spec.pos_text[k][pc]!r}"
+            else:
+                out[f"{who}.{name}"] = val(x)
+    return out
+
+
+def initial_breaks(prover: SetProver, facts: Sequence[Fact]) -> Fact | None:
+    """The first fact the initial state (any number of managed pages) can break, or None."""
+    s0 = prover.S.initial()
+    for f in facts:
+        c = _formula(prover.ex, f, s0, prover.spec)
+        solver = z3.Solver()
+        parts = [*prover.ex._pre, z3.Not(c)]  # noqa: SLF001
+        solver.add(*prover.P.lemmas_for(parts), *parts)
+        if solver.check() != z3.unsat:
+            return f
+    return None
+
+
+# ---------------------------------------------------------------------------- obligations
+SPECS = ("global",)  # the specs whose layout page sets model (masks and counters only)
+
+
+def strengthen(name: str, timeout: float) -> tuple[list[Fact] | None, SetCti | None,
+                                                   dict[str, Any]]:
+    """Search for an inductive strengthening of spec ``name`` over page sets: mine, Houdini,
+    cut down to what the proofs use.  Returns the facts (None with a counterexample to
+    induction) and how the search went."""
+    t0 = time.monotonic()
+    mined = induction.mine_facts(name, timeout)
+    spec = mined.spec
+    prover0 = SetStates(spec, timeout)
+    keep, gone = expressible(mined.facts, prover0)
+    prover = SetProver(spec, [*base_facts(spec), *keep], timeout, reach=mined.flow.reach)
+    stats: dict[str, Any] = {"candidates": mined.candidates, "mined": len(mined.facts),
+                             "page_specific": len(gone)}
+    bad = initial_breaks(prover, prover.facts)
+    if bad is not None:
+        prover.dropped.add(id(bad))
+    cti = prover.run()
+    stats["houdini_left"] = len(prover.live())
+    if cti is not None:
+        return None, cti, stats
+    facts = prover.minimise()
+    stats.update(kept=len(facts), queries=prover.queries,
+                 seconds=round(time.monotonic() - t0, 1))
+    return facts, None, stats
+
+
+def check(name: str, timeout: float) -> ProofResult:
+    """The stored strengthening of spec ``name``, checked inductive over page sets."""
+    t0 = time.monotonic()
+    cert = certificate.load(name)
+    if cert is None:
+        return ProofResult.unknown(f"no stored strengthening of the {name} spec; run "
+                                   f"`vmapcheck prove --strengthen {name}`")
+    mined = induction.mine_facts(name, timeout)
+    spec = mined.spec
+    try:
+        facts = cert.select([*base_facts(spec), *mined.facts])
+    except certificate.Stale as exc:
+        return ProofResult.unknown(str(exc))
+    return check_facts(spec, facts, timeout, mined.flow.reach, t0)
+
+
+def check_facts(spec: Spec, facts: list[Fact], timeout: float,
+                reach: Sequence[frozenset[int]] | None, t0: float | None = None) -> ProofResult:
+    """Init => Inv and Inv /\\ step => Inv' over page sets for the conjunction of ``facts``."""
+    t0 = time.monotonic() if t0 is None else t0
+    prover = SetProver(spec, facts, timeout, reach=reach)
+    stats = {"facts": len(facts), "paths": len(prover.paths())}
+    try:
+        bad = initial_breaks(prover, facts)
+        if bad is not None:
+            return ProofResult(Status.COUNTEREXAMPLE, f"the initial state breaks {bad.name!r}",
+                               notes=("initial state: every managed page free",), stats=stats)
+        cti = prover.check_all()
+    except TimeoutError as exc:
+        return ProofResult.unknown(str(exc), **stats)
+    stats["queries"] = prover.queries
+    if cti is not None:
+        notes = [f"step: {cti.actor}: {cti.step}",
+                 "before: " + ", ".join(f"{k} = {v}" for k, v in cti.before.items())]
+        return ProofResult(Status.COUNTEREXAMPLE,
+                           f"counterexample to induction: {cti.actor} breaks {cti.broken!r}",
+                           (), tuple(notes), stats)
+    base = [f.name for f in facts if f.base]
+    return ProofResult(
+        Status.PROVED,
+        f"{', '.join(base)}: inductive with {len(facts) - len(base)} position facts, over "
+        f"page sets of the 64-bit address space (any number of pages, any addresses) "
+        f"({time.monotonic() - t0:.1f} s)", notes=tuple(f.name for f in facts), stats=stats)
+
+
+def obligations(specs: Sequence[str] = SPECS) -> list[Obligation]:
+    return [Obligation(f"induction.{n}", "induction",
+                       f"the {n} spec's invariants are inductive over every address: Init => "
+                       "Inv, Inv and every step => Inv'", _checker(n)) for n in specs]
+
+
+def _checker(name: str) -> Callable[[float], ProofResult]:
+    return lambda timeout: check(name, timeout)
