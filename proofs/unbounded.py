@@ -3,25 +3,29 @@
 ``proofs.induction`` proves a spec's invariants for every state of its coverage instance (a
 few pages, every mask).  Here the same spec tables and the same invariant code run on states
 whose page masks are sets of pages of the whole 64-bit address space (``proofs.symset``): the
-managed range is a set of any size, each owner's pages any subset of it, each thread's area an
-interval anywhere, each counter any value up to 2^56.  Init => Inv and Inv /\\ step => Inv' are
-checked by Z3 over those states, so they hold for every number of pages and every address.
+managed range is a set of any size, each owner's pages any subset of it, each thread's area
+any set of its size anywhere, each counter any integer.  Init => Inv and Inv /\\ step => Inv'
+are checked by Z3 over those states, so they hold for every number of pages and every address.
 
 The invariant is the spec's own checks (``Spec.owned_once``: single owner, conservation, lock
 exclusion; and the design's invariants, ``vmap_lazy_nr`` and allocated areas in a busy tree),
 strengthened with the candidate facts of ``proofs.facts`` mined from the coverage instance's
-reachable states, minus those that name particular pages of the instance (they have no
-meaning over the whole space: ``SymbolicError``), pruned by Houdini over the page-set steps.
-A step that breaks one of the spec's own checks from a state satisfying the final set is a
-counterexample to induction, printed as the spec state before (sizes of the page sets, the
-areas as page ranges), the step and what broke.
+reachable states, minus those that name particular pages of the instance (no meaning over the
+whole space: ``expressible``).  ``strengthen`` prunes them by Houdini over the page-set steps
+and keeps the facts some step's proof uses (unsat cores, ``SetProver.minimise``); the result is
+stored (``proofs.certificate``) and ``check``, the obligation, proves the stored facts
+inductive without searching.  A step that breaks a fact from a state satisfying all of them is
+a counterexample to induction, printed as the spec state before (counters, sizes of the page
+sets, the areas by size and first page) and the step.
 
 The steps are the spec's, with its choices of pages widened (any fit inside the free pages, any
 run of a list: ``proofs.symset``), so the proof covers the spec's steps and more.  Facts about
-sizes rest on the lemmas of ``proofs.symset``.
+sizes rest on the lemmas of ``proofs.symset``.  Specs with lists or tuples of masks (``nodes``,
+``percpu``) are not modelled yet (``SetStates`` says so).
 
-Relies on ``spec`` (compile, protocol), ``proofs.facts``, ``proofs.flow``, ``proofs.houdini``
-(``truth``), ``proofs.symbolic`` and ``proofs.symset``.
+Relies on ``spec`` (compile, protocol), ``proofs.facts``, ``proofs.induction`` (mining),
+``proofs.houdini`` (``truth``), ``proofs.certificate``, ``proofs.symbolic`` and
+``proofs.symset``.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import z3
@@ -178,16 +182,6 @@ class SetCti:
     step: str
     broken: str
     before: dict[str, str]
-
-
-@dataclass
-class SetProof:
-    facts: list[Fact]
-    cti: SetCti | None
-    queries: int = 0
-    paths: int = 0
-    left_out: int = 0
-    stats: dict[str, float] = field(default_factory=dict)
 
 
 class SetProver:
