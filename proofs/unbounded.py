@@ -469,17 +469,22 @@ def describe(prover: SetProver, m: z3.ModelRef, s: State) -> dict[str, str]:
     return out
 
 
-def initial_breaks(prover: SetProver, facts: Sequence[Fact]) -> Fact | None:
-    """The first fact the initial state (any number of managed pages) can break, or None."""
+def initial_breaks(prover: SetProver, facts: Sequence[Fact]) -> list[Fact]:
+    """The facts the initial state (any number of managed pages, all free) can break."""
+    out = []
     s0 = prover.S.initial()
     for f in facts:
         c = _formula(prover.ex, f, s0, prover.spec)
         solver = z3.Solver()
+        solver.set("timeout", max(1, int(prover.timeout * 1000)))
         parts = [*prover.ex._pre, z3.Not(c)]  # noqa: SLF001
         solver.add(*prover.P.lemmas_for(parts), *parts)
-        if solver.check() != z3.unsat:
-            return f
-    return None
+        r = solver.check()
+        if r == z3.sat:
+            out.append(f)
+        elif r != z3.unsat:
+            raise TimeoutError(f"solver on the initial state: {solver.reason_unknown()}")
+    return out
 
 
 # ---------------------------------------------------------------------------- obligations
@@ -499,9 +504,10 @@ def strengthen(name: str, timeout: float) -> tuple[list[Fact] | None, SetCti | N
     prover = SetProver(spec, [*base_facts(spec), *keep], timeout, reach=mined.flow.reach)
     stats: dict[str, Any] = {"candidates": mined.candidates, "mined": len(mined.facts),
                              "page_specific": len(gone)}
-    bad = initial_breaks(prover, prover.facts)
-    if bad is not None:
-        prover.dropped.add(id(bad))
+    for f in initial_breaks(prover, prover.facts):
+        if f.base:
+            return None, SetCti("-", "initial state", f.name, {}), stats
+        prover.dropped.add(id(f))
     cti = prover.run()
     stats["houdini_left"] = len(prover.live())
     if cti is not None:
@@ -536,8 +542,8 @@ def check_facts(spec: Spec, facts: list[Fact], timeout: float,
     stats = {"facts": len(facts), "paths": len(prover.paths())}
     try:
         bad = initial_breaks(prover, facts)
-        if bad is not None:
-            return ProofResult(Status.COUNTEREXAMPLE, f"the initial state breaks {bad.name!r}",
+        if bad:
+            return ProofResult(Status.COUNTEREXAMPLE, f"the initial state breaks {bad[0].name!r}",
                                notes=("initial state: every managed page free",), stats=stats)
         cti = prover.check_all()
     except TimeoutError as exc:

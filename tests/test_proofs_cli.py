@@ -102,7 +102,8 @@ def test_an_obligation_that_raises_is_unknown(monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.mark.parametrize("args", [("--only", "nope"), ("--timeout", "0"),
-                                  ("--design", "no-such-design"), ("--design", ",")])
+                                  ("--design", "no-such-design"), ("--design", ","),
+                                  ("--strengthen", "nodes")])
 def test_usage_errors_exit_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                              args: tuple[str, ...]) -> None:
     code, out, err = run(monkeypatch, capsys, *args)
@@ -123,3 +124,38 @@ def test_every_obligation_is_proved(monkeypatch: pytest.MonkeyPatch,
     data = json.loads(out)
     assert code == 0, [v for v in data["stats"]["verdicts"] if v["status"] != "proved"]
     assert data["stats"]["proved"] == data["stats"]["obligations"] >= 14
+
+
+def test_strengthen_stores_the_facts_it_found(monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str],
+                                              tmp_path: Path) -> None:
+    """``--strengthen`` writes what the search kept where the obligation reads it (the
+    search itself takes minutes: its own test is marked slow)."""
+    from proofs import certificate, unbounded
+    from proofs.facts import Fact
+
+    facts = [Fact("allocated", None, None, frozenset(), lambda s: True, base=True),
+             Fact("T0 at 'x': held == 1", 0, 3, frozenset(), lambda s: True)]
+    monkeypatch.setattr(unbounded, "strengthen", lambda name, timeout: (
+        facts, None, {"mined": 9, "houdini_left": 5, "kept": 2}))
+    monkeypatch.setattr(certificate, "DIR", tmp_path)
+    code, out, _ = run(monkeypatch, capsys, "--strengthen", "global")
+    assert code == 0 and "2 facts (of 9 mined, 5 after Houdini)" in out
+    cert = certificate.load("global")
+    assert cert is not None and cert.model == "page sets"
+    assert cert.keys == ((None, None, "allocated"), (0, 3, "T0 at 'x': held == 1"))
+
+
+def test_strengthen_that_meets_a_broken_invariant_exits_1(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    from proofs import certificate, unbounded
+
+    cti = unbounded.SetCti("T1", "lock vmap_area_lock; insert: hand -> busy", "allocated",
+                           {"busy": "-", "T1.pc": "8"})
+    monkeypatch.setattr(unbounded, "strengthen", lambda name, timeout: (None, cti, {}))
+    monkeypatch.setattr(certificate, "DIR", tmp_path)
+    code, out, _ = run(monkeypatch, capsys, "--strengthen", "global")
+    assert code == 1
+    assert "counterexample to induction: T1 breaks 'allocated'" in out and "T1.pc = 8" in out
+    assert not list(tmp_path.iterdir())  # nothing stored

@@ -16,6 +16,7 @@ import pytest
 import z3
 
 from proofs import certificate, induction, unbounded
+from proofs.facts import Fact
 from proofs.obligation import Status
 from proofs.render import Kind
 from proofs.symbolic import Executor, SymInt
@@ -181,6 +182,18 @@ def test_one_conjunct_left_out_gives_a_counterexample_to_induction(stored: tuple
     assert r.detail.startswith("counterexample to induction: T0 breaks")
     before = [n for n in r.notes if n.startswith("before: ")]
     assert before and "free = " in before[0] and "T0.pc = " in before[0]
+
+
+def test_a_fact_the_initial_state_breaks_is_a_counterexample(stored: tuple) -> None:
+    """Init => Inv is checked on the initial state of every size: all managed pages free."""
+    mined, facts, _ = stored
+    spec = mined.spec
+    free = next(i for i, f in enumerate(spec.global_fields) if f.name == "free")
+    no_free = Fact("free is empty", None, None, frozenset({(-1, free)}),
+                   lambda s: s[free] == 0)
+    r = unbounded.check_facts(spec, [*facts[:3], no_free], TIMEOUT, mined.flow.reach)
+    assert r.status is Status.COUNTEREXAMPLE
+    assert r.detail == "the initial state breaks 'free is empty'"
 
 
 def test_a_stale_strengthening_is_unknown_and_names_the_command(stored: tuple) -> None:
