@@ -124,23 +124,26 @@ class StepCase:
         self.a = spec.actor_index[k]
         self.ex = Executor(width=WIDTH, timeout_s=timeout, incremental=True)
         self.s = symbolic_state(self.ex, spec, k, p)
-        a, s = self.a, self.s
+        self.paths = self.ex.explore(runner(step, self.s, self.a, fresh))
 
-        def run() -> Any:
-            out: list[State] = []
-            try:
-                # Fresh wrappers on every run: spec code memoises by value (the fit cache is
-                # keyed by the free mask); a memo filled on another path must not answer here.
-                step(fresh(s), a, out)
-            except (SymbolicError, PathLimit):
-                raise
-            except Exception as exc:  # noqa: BLE001 - an assertion or a crash of the spec's code
-                # On a path the invariant rules out this is harmless; on one it allows, it is
-                # a counterexample to induction.
-                return Raised(exc)
-            return out
 
-        self.paths = self.ex.explore(run)
+def runner(step: Callable[[State, int, list[State]], None], s: State, a: int,
+           copy: Callable[[State], State]) -> Callable[[], Any]:
+    """What ``Executor.explore`` runs for one step from ``s``: its successors, or ``Raised``."""
+    def run() -> Any:
+        out: list[State] = []
+        try:
+            # Fresh wrappers on every run: spec code memoises by value (the fit cache is
+            # keyed by the free mask); a memo filled on another path must not answer here.
+            step(copy(s), a, out)
+        except (SymbolicError, PathLimit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - an assertion or a crash of the spec's code
+            # On a path the invariant rules out this is harmless; on one it allows, it is
+            # a counterexample to induction.
+            return Raised(exc)
+        return out
+    return run
 
 
 def fresh(s: State) -> State:

@@ -46,7 +46,8 @@ from .facts import Fact
 from .houdini import truth
 from .obligation import Obligation, ProofResult, Status
 from .render import Kind
-from .symbolic import Executor, PathLimit, SymbolicError, SymInt
+from .stepcase import Raised, runner
+from .symbolic import Executor, SymbolicError, SymInt
 from .symset import MAX_PAGES, Pages, SymCode, SymSet
 
 log = logging.getLogger("proofs.unbounded")
@@ -222,17 +223,7 @@ class SetProver:
             s = self.S.state(k, p)
             step = spec.tables[k][p]
             assert step is not None
-            a = spec.actor_index[k]
-
-            def run() -> Any:
-                out: list[State] = []
-                try:
-                    step(fresh(s), a, out)
-                except (SymbolicError, PathLimit):
-                    raise
-                except Exception as exc:  # noqa: BLE001 - an assertion of the spec's code
-                    return exc
-                return out
+            run = runner(step, s, spec.actor_index[k], fresh)
             got = self.cases[(k, p)] = (s, self.ex.explore(run))
         return got
 
@@ -264,7 +255,7 @@ class SetProver:
             s, paths = self.case(k, p)
             path = paths[i]
             got = []
-            if isinstance(path.value, Exception):
+            if isinstance(path.value, Raised):
                 got.append((None, z3.BoolVal(False)))
             else:
                 for s2 in path.value:
@@ -375,7 +366,7 @@ class SetProver:
             if got is not None:
                 m, broken = got
                 value = self.case(k, p)[1][i].value
-                what = (f"the step raises {value}" if broken[0] is None else broken[0].name)
+                what = (f"the step raises {value.exc}" if broken[0] is None else broken[0].name)
                 return SetCti(spec.actor_names[k], spec.step_text[k][p], what,
                               describe(self, m, self.case(k, p)[0]))
         return None
@@ -400,7 +391,7 @@ class SetProver:
                     hard = [f for f in broken if f is None or f.base]
                     if hard:
                         value = self.case(k, p)[1][i].value
-                        what = (f"the step raises {value}" if hard[0] is None
+                        what = (f"the step raises {value.exc}" if hard[0] is None
                                 else hard[0].name)
                         return SetCti(spec.actor_names[k], spec.step_text[k][p], what,
                                       describe(self, m, self.case(k, p)[0]))
