@@ -20,7 +20,7 @@ wait to the previous holder).  Reading the figures while threads still run gives
 stale but self-consistent view.
 
 Lock order: with ``record_order=True`` each thread keeps a stack of the locks it holds and every
-acquire records "acquired B while holding A" as ``(held_class, acquired_class, source)`` (source:
+acquire records "acquired B while holding A" (before it waits for B, as lockdep does) as ``(held_class, acquired_class, source)`` (source:
 the function that acquired B), for the lock-order graph.  Edges are kept per thread and merged on
 read, so recording adds no shared state to the hot path.
 
@@ -181,7 +181,9 @@ class OrderedStatLock(StatLock):
         super().__init__(name, lock_class, kind, registry.worker_ident)
         self._registry = registry
 
-    def _note_acquired(self, depth: int) -> None:
+    def _note_wanted(self, depth: int) -> None:
+        # Before trying the lock, as lockdep validates before it spins: an inversion that
+        # deadlocks at its first occurrence is still recorded.
         local = self._registry._held
         if local.held:
             edges = local.edges
@@ -190,7 +192,6 @@ class OrderedStatLock(StatLock):
             src = _source(depth + 1)
             for h in local.held:
                 edges[(h.lock_class, self.lock_class, src)] += 1
-        local.held.append(self)
 
     def _note_released(self) -> None:
         held = self._registry._held.held
@@ -203,26 +204,28 @@ class OrderedStatLock(StatLock):
     # The fast paths are repeated rather than inherited so that the contention point and the
     # edge source are the caller's frame at the same depth as in ``StatLock``.
     def acquire(self) -> None:
+        self._note_wanted(1)
         if self._lock.acquire(False):
             self._t_acq = _now()
             self._holder = get_ident()
             self.acquisitions += 1
         else:
             self._contended(1)
-        self._note_acquired(1)
+        self._registry._held.held.append(self)
 
     def release(self) -> None:
         self._note_released()
         StatLock.release(self)
 
     def __enter__(self) -> None:
+        self._note_wanted(1)
         if self._lock.acquire(False):
             self._t_acq = _now()
             self._holder = get_ident()
             self.acquisitions += 1
         else:
             self._contended(1)
-        self._note_acquired(1)
+        self._registry._held.held.append(self)
 
     def __exit__(self, *exc: object) -> None:
         self._note_released()

@@ -151,6 +151,33 @@ def test_nested_acquisition_records_an_edge_with_its_source() -> None:
     assert reg.held_by_current_thread() == []
 
 
+def test_an_edge_is_recorded_before_waiting_for_the_lock() -> None:
+    """As lockdep validates before spinning: a thread blocked on B while holding A has already
+    recorded A -> B, so an inversion that deadlocks at its first occurrence is in the graph."""
+    import threading
+    import time
+
+    reg = LockStatRegistry(record_order=True)
+    a = reg("vmap_area_lock", "vmap_area_lock", LockKind.SPIN)
+    b = reg("purge_vmap_area_lock", "purge_vmap_area_lock", LockKind.SPIN)
+    b.acquire()  # another holder keeps B
+
+    def nest() -> None:
+        with a, b:
+            pass
+
+    t = threading.Thread(target=nest)
+    t.start()
+    deadline = time.monotonic() + 5
+    while not reg.order_edges() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    edges = {(h, w) for h, w, _ in reg.order_edges()}
+    assert t.is_alive() and edges == {("vmap_area_lock", "purge_vmap_area_lock")}
+    b.release()
+    t.join(5)
+    assert not t.is_alive()
+
+
 def test_sequential_acquisitions_record_no_edge() -> None:
     reg = LockStatRegistry(record_order=True)
     a = reg("a", "a", LockKind.SPIN)
