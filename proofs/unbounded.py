@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import z3
@@ -179,10 +179,14 @@ def expressible(facts: Sequence[Fact], states: SetStates) -> tuple[list[Fact], l
 # ---------------------------------------------------------------------------- the proof
 @dataclass
 class SetCti:
+    """A counterexample to induction over page sets: the state before, the step, what it
+    breaks, and the states after (what the step's code computes on the model)."""
+
     actor: str
     step: str
     broken: str
     before: dict[str, str]
+    after: list[dict[str, str]] = field(default_factory=list)
 
 
 class SetProver:
@@ -360,16 +364,41 @@ class SetProver:
 
     def check_all(self) -> SetCti | None:
         """Is the conjunction of all the facts inductive as it stands (nothing dropped)?"""
-        spec = self.spec
         for k, p, i in self.paths():
             got = self.check(k, p, i)
             if got is not None:
                 m, broken = got
-                value = self.case(k, p)[1][i].value
-                what = (f"the step raises {value.exc}" if broken[0] is None else broken[0].name)
-                return SetCti(spec.actor_names[k], spec.step_text[k][p], what,
-                              describe(self, m, self.case(k, p)[0]))
+                return self._cti(k, p, i, m, broken[0])
         return None
+
+    def _cti(self, k: int, p: int, i: int, m: z3.ModelRef, broken: Fact | None) -> SetCti:
+        s, paths = self.case(k, p)
+        value = paths[i].value
+        spec = self.spec
+        m = self._shown(k, p, i, broken) or m
+        if isinstance(value, Raised):
+            return SetCti(spec.actor_names[k], spec.step_text[k][p],
+                          f"the step raises {value.exc}", describe(self, m, s))
+        assert broken is not None
+        return SetCti(spec.actor_names[k], spec.step_text[k][p], broken.name,
+                      describe(self, m, s), [describe(self, m, s2) for s2 in value])
+
+    def _shown(self, k: int, p: int, i: int, broken: Fact | None) -> z3.ModelRef | None:
+        """A counterexample whose sizes of the page sets shown obey the lemmas too (a query's
+        model leaves the size of a set it never asked about arbitrary), or None."""
+        s, paths = self.case(k, p)
+        path = paths[i]
+        states = [s, *(path.value if isinstance(path.value, list) else [])]
+        sizes = [self.P.size(x.arr) >= 0 for x in [self.P.managed, *_sets(states)]]
+        post = [c for f, c in self.post(k, p, i) if f is broken]
+        pc_k = self.g[self.spec.actor_index[k]][PC]
+        parts = [*self.ex._pre, pc_k.expr == p, *path.condition,  # noqa: SLF001
+                 *(self.pre[id(f)] for f in self.live()), *sizes,
+                 z3.Not(z3.And(*post)) if broken is not None else z3.BoolVal(True)]
+        solver = z3.Solver()
+        solver.set("timeout", max(1, int(self.timeout * 1000)))
+        solver.add(*self.P.lemmas_for(parts), *parts)
+        return solver.model() if solver.check() == z3.sat else None
 
     def run(self) -> SetCti | None:
         """Houdini: drop what breaks until nothing does; a broken spec check is a CTI."""
@@ -390,11 +419,7 @@ class SetProver:
                     m, broken = got
                     hard = [f for f in broken if f is None or f.base]
                     if hard:
-                        value = self.case(k, p)[1][i].value
-                        what = (f"the step raises {value.exc}" if hard[0] is None
-                                else hard[0].name)
-                        return SetCti(spec.actor_names[k], spec.step_text[k][p], what,
-                                      describe(self, m, self.case(k, p)[0]))
+                        return self._cti(k, p, i, m, hard[0])
                     for f in broken:
                         assert f is not None
                         self.dropped.add(id(f))
@@ -402,6 +427,19 @@ class SetProver:
                                   spec.step_text[k][p], f.name)
                     epoch += 1
                 checked[key] = epoch
+
+
+def _sets(xs: Sequence[Any]) -> list[SymSet]:
+    """Every page set in ``xs`` (states, fields, area codes)."""
+    out: list[SymSet] = []
+    for x in xs:
+        if isinstance(x, SymSet):
+            out.append(x)
+        elif isinstance(x, SymCode):
+            out.append(x.area)
+        elif isinstance(x, tuple):
+            out += _sets(x)
+    return out
 
 
 def _same(x: Any, y: Any) -> bool:
@@ -432,7 +470,7 @@ def describe(prover: SetProver, m: z3.ModelRef, s: State) -> dict[str, str]:
                 n = m.eval(prover.P.size(a.arr), True)
                 if not (isinstance(lo, z3.BitVecNumRef) and isinstance(n, z3.IntNumRef)):
                     return "some pages"
-                rng = (f"{n.as_long()} pages from page {lo.as_long()}" if n.as_long()
+                rng = (f"{_pages(n.as_long())} from page {lo.as_long()}" if n.as_long()
                        else "-")
                 return f"{rng} tag {val(x.tag)}"
             return val(a)
@@ -440,7 +478,7 @@ def describe(prover: SetProver, m: z3.ModelRef, s: State) -> dict[str, str]:
             if z3.is_true(m.eval(x.arr == prover.P.empty.arr, True)):
                 return "-"
             n = m.eval(prover.P.size(x.arr), True)
-            return f"{n.as_long()} pages" if isinstance(n, z3.IntNumRef) else "some pages"
+            return _pages(n.as_long()) if isinstance(n, z3.IntNumRef) else "some pages"
         if isinstance(x, tuple):
             return "(" + ", ".join(val(y) for y in x) + ")"
         return str(x)
@@ -458,6 +496,10 @@ def describe(prover: SetProver, m: z3.ModelRef, s: State) -> dict[str, str]:
             else:
                 out[f"{who}.{name}"] = val(x)
     return out
+
+
+def _pages(n: int) -> str:
+    return f"{n} page" if n == 1 else f"{n} pages"
 
 
 def initial_breaks(prover: SetProver, facts: Sequence[Fact]) -> list[Fact]:
@@ -543,6 +585,8 @@ def check_facts(spec: Spec, facts: list[Fact], timeout: float,
     if cti is not None:
         notes = [f"step: {cti.actor}: {cti.step}",
                  "before: " + ", ".join(f"{k} = {v}" for k, v in cti.before.items())]
+        notes += ["after: " + ", ".join(f"{k} = {v}" for k, v in after.items() if
+                                        cti.before.get(k) != v) for after in cti.after]
         return ProofResult(Status.COUNTEREXAMPLE,
                            f"counterexample to induction: {cti.actor} breaks {cti.broken!r}",
                            (), tuple(notes), stats)

@@ -182,6 +182,8 @@ def test_one_conjunct_left_out_gives_a_counterexample_to_induction(stored: tuple
     assert r.detail.startswith("counterexample to induction: T0 breaks")
     before = [n for n in r.notes if n.startswith("before: ")]
     assert before and "free = " in before[0] and "T0.pc = " in before[0]
+    after = [n for n in r.notes if n.startswith("after: ")]
+    assert after and "T0.pc = " in after[0]  # the step moved T0 on
 
 
 def test_a_fact_the_initial_state_breaks_is_a_counterexample(stored: tuple) -> None:
