@@ -87,7 +87,7 @@ def test_only_the_global_spec_is_an_obligation() -> None:
 
 @pytest.fixture(scope="module")
 def percpu_strengthened() -> Inductive:
-    # Two to three minutes of Houdini on two cores: not among the obligations yet.
+    # About a minute of Houdini on two cores: with the rest of the proof job, over its minute.
     ind, cti = induction.strengthen("percpu", TIMEOUT)
     assert cti is None, cti
     return ind
