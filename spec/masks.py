@@ -25,8 +25,8 @@ def mask_of(start: int, pages: int) -> int:
 
 def low_page(mask: int) -> int:
     """The lowest page of a non-empty mask (an area's ``va_start`` in pages)."""
-    if hasattr(mask, "low_page"):
-        return mask.low_page()  # type: ignore[no-any-return]  # a page set of the proofs
+    if not isinstance(mask, int) and hasattr(mask, "low_page"):
+        return mask.low_page()  # a page set of the proofs
     return (mask & -mask).bit_length() - 1
 
 
@@ -42,8 +42,8 @@ def runs(mask: int) -> Iterator[tuple[int, int]]:
 
 def lowest_run(mask: int) -> int:
     """The mask of the lowest maximal run of a non-empty mask."""
-    if hasattr(mask, "lowest_run"):
-        return mask.lowest_run()  # type: ignore[no-any-return]
+    if not isinstance(mask, int) and hasattr(mask, "lowest_run"):
+        return mask.lowest_run()
     start = low_page(mask)
     shifted = mask >> start
     length = (~shifted & (shifted + 1)).bit_length() - 1
@@ -52,7 +52,7 @@ def lowest_run(mask: int) -> int:
 
 def fmt(mask: int) -> str:
     """``[0,2) [5,6)``: a mask as the half-open page ranges of its runs."""
-    if hasattr(mask, "low_page"):
+    if not isinstance(mask, int) and hasattr(mask, "low_page"):
         return format(mask)
     if not mask:
         return "-"
@@ -98,8 +98,8 @@ def fit_choices(free: int, pages: int, align: int, vstart: int, vend: int) -> tu
     at least the padded length long (the search cannot pass that one), and a failure when no
     such block exists or a candidate ends beyond ``vend``.
     """
-    if hasattr(free, "fit_choices"):
-        return free.fit_choices(pages, align, vstart, vend)  # type: ignore[no-any-return]
+    if not isinstance(free, int) and hasattr(free, "fit_choices"):
+        return free.fit_choices(pages, align, vstart, vend)
     exact = vend - vstart == pages
     padded = pages + align - 1 if align > 1 and not exact else pages
     out: list[int] = []
