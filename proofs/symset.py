@@ -13,16 +13,19 @@ integers (sizes and the spec's counters are unbounded integers here, as in Pytho
 constrained at each term the code builds by facts true of every finite set (ghost counts):
 a size lies in ``0 .. 2^52`` (the 4 KiB pages of a 64-bit space) and is 0 exactly when the set
 is empty; |A u B| = |A| + |B| - |A n B|; |A \\ B| = |A| - |A n B|; |A n B| is at most either
-size and is |A| when A is inside B; an interval of ``n`` pages has ``n``.  Each holds when
+size and is |A| when A is inside B; an area of ``n`` pages has ``n``.  Each holds when
 ``card`` is the size, so asserting them is sound; a proof may need a fact they do not give
 (it then fails), never the reverse.  The lemmas of a term are kept by the term's id and
 collected for a query from the terms it mentions (``Pages.lemmas_for``).
 
-Choices.  Where the spec picks pages (``fit_choices``: the lowest fit; ``lowest_run``), a set
-answers with a fresh choice that keeps only what the invariants can depend on: the fitted area
-is some interval of the requested size inside the free pages, or a failure; the lowest run is
-some non-empty interval inside the set.  These admit more steps than the spec takes (any fit,
-not only the lowest), so an invariant inductive over them is inductive over the spec's.
+Areas and choices.  An area (a thread's slot) is a set of its number of pages holding its
+first page, not constrained to be contiguous: the solver is many times slower on an interval
+written as a lambda term, and nothing the invariants say depends on contiguity.  Where the spec
+picks pages (``fit_choices``: the lowest fit; ``lowest_run``), a set answers with a fresh
+choice: the fitted area is any area of the requested size inside the free pages, or a failure;
+the run is any non-empty area inside the set.  Both admit more states and steps than the spec
+has (any fit, not only the lowest), so an invariant inductive over them is inductive over the
+spec's.
 
 Relies on ``z3``, ``proofs.symint`` (sizes and page numbers are ``SymInt``\\ s) and the area-code
 layout of ``spec.masks``.
@@ -165,7 +168,7 @@ def _narrow(x: z3.BitVecRef, bits: int) -> z3.BitVecRef:
 
 class SymSet:
     """A page mask as a set of pages (see the module note); ``lo`` is its first page when it
-    is known to be an interval."""
+    is an area."""
 
     __slots__ = ("P", "arr", "lo")
 
@@ -267,7 +270,7 @@ class SymSet:
 
     def low_page(self) -> SymInt:
         if self.lo is None:
-            raise SymbolicError("the first page of a set that is not known to be an interval")
+            raise SymbolicError("the first page of a set of pages that is not an area")
         return self.lo
 
     def __repr__(self) -> str:
@@ -289,8 +292,7 @@ class Compl:
         a = self.s.P.arr_of(other)
         if a is None:
             return NotImplemented
-        return SymSet(self.s.P, a).minus(self.s) if not isinstance(other, SymSet) \
-            else other.minus(self.s)
+        return (other if isinstance(other, SymSet) else SymSet(self.s.P, a)).minus(self.s)
 
     __and__ = __rand__
 
