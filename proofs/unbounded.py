@@ -23,9 +23,9 @@ run of a list: ``proofs.symset``), so the proof covers the spec's steps and more
 sizes rest on the lemmas of ``proofs.symset``.  Specs with lists or tuples of masks (``nodes``,
 ``percpu``) are not modelled yet (``SetStates`` says so).
 
-Relies on ``spec`` (compile, protocol), ``proofs.facts``, ``proofs.induction`` (mining),
-``proofs.houdini`` (``truth``), ``proofs.certificate``, ``proofs.symbolic`` and
-``proofs.symset``.
+Relies on ``spec`` (compile, protocol), ``proofs.setstate`` (the states, facts on them, their
+printing), ``proofs.facts``, ``proofs.induction`` (mining), ``proofs.certificate`` and
+``proofs.stepcase`` (running a step).
 """
 
 from __future__ import annotations
@@ -39,141 +39,25 @@ from typing import Any
 import z3
 
 from spec.compile import Spec
-from spec.protocol import HELD, PC
+from spec.protocol import PC
 
 from . import certificate, induction
 from .facts import Fact
-from .houdini import truth
 from .obligation import Obligation, ProofResult, Status
-from .render import Kind
+from .setstate import (
+    SetStates,
+    State,
+    base_facts,
+    describe,
+    expressible,
+    formula_of,
+    fresh,
+    page_sets,
+    same_term,
+)
 from .stepcase import Raised, runner
-from .symbolic import Executor, SymbolicError, SymInt
-from .symset import MAX_PAGES, Pages, SymCode, SymSet
 
 log = logging.getLogger("proofs.unbounded")
-State = tuple[Any, ...]
-WIDTH = 64
-
-
-# ---------------------------------------------------------------------------- states
-class SetStates:
-    """Symbolic states of ``spec`` over page sets, their variables named after the fields (so
-    every state built here shares them)."""
-
-    def __init__(self, spec: Spec, timeout: float) -> None:
-        self.spec = spec
-        self.ex = Executor(width=WIDTH, timeout_s=timeout)
-        self.ex.prune = False  # branches are decided by the queries, not while exploring
-        self.P = Pages(self.ex, spec.all_pages)
-        self.n_locks = (1 << len(spec.locks)) - 1
-
-    def _num(self, name: str, hi: int) -> SymInt:
-        return self.ex.input(name, Kind.COUNT, 0, hi)
-
-    def _area(self, name: str) -> SymCode:
-        lo = self._num(f"{name}.start", MAX_PAGES - 1)
-        n = self.P.count(f"{name}.pages", 0)
-        return SymCode(self.P.area(name, lo, n), self._num(f"{name}.tag", 255))
-
-    def _field(self, name: str, f: Any) -> Any:
-        if f.owner == "codes" or isinstance(f.init, tuple):
-            raise NotImplementedError(f"spec {self.spec.name}: field {f.name!r} holds a list or a "
-                                      "tuple, which page sets do not model yet")
-        if f.owner == "mask":
-            return self.P.input(name)
-        return self.P.count(name)  # a counter: any integer
-
-    def state(self, k_step: int = -1, pc: int = 0) -> State:
-        """Every field a variable, except actor ``k_step``'s position (``pc``)."""
-        spec = self.spec
-        g: list[Any] = [self._num(spec.global_fields[0].name, self.n_locks)]
-        g += [self._field(f.name, f) for f in spec.global_fields[1:]]
-        actors: list[Any] = []
-        for k, a in enumerate(spec.actor_index):
-            who = spec.actor_names[k]
-            slots = {j: n for n, j in spec.slot_index[k].items()}
-            t: list[Any] = []
-            for j in range(len(spec.init[a])):
-                if j == PC:
-                    t.append(pc if k == k_step else
-                             self._num(f"{who}.pc", len(spec.tables[k]) - 1))
-                elif j in slots:
-                    t.append(self._area(f"{who}.slot {slots[j]}"))
-                elif j == HELD:
-                    t.append(self._num(f"{who}.held", self.n_locks))
-                else:
-                    t.append(self._field(f"{who}.{spec.local_fields[j].name}",
-                                         spec.local_fields[j]))
-            actors.append(tuple(t))
-        return tuple(g) + tuple(actors)
-
-    def initial(self) -> State:
-        """The spec's initial state with its whole range free: the managed pages, any number."""
-        spec = self.spec
-        g = [self.P.managed if f.owner == "mask" and f.init == spec.all_pages else v
-             for f, v in zip(spec.global_fields, spec.init[: spec.G], strict=True)]
-        return tuple(g) + spec.init[spec.G:]
-
-
-def fresh(s: State) -> State:
-    """New wrappers for every symbolic value: spec code memoises by value (by identity here),
-    and a memo filled on one path must not answer on another."""
-    def copy(x: Any) -> Any:
-        if isinstance(x, SymInt):
-            return SymInt(x.ex, x.expr, x.bounds)
-        if isinstance(x, SymSet):
-            return SymSet(x.P, x.arr, x.lo)
-        if isinstance(x, SymCode):
-            return SymCode(copy(x.area), copy(x.tag))
-        if isinstance(x, tuple):
-            return tuple(copy(y) for y in x)
-        return x
-    return tuple(copy(x) for x in s)
-
-
-# ---------------------------------------------------------------------------- facts
-def base_facts(spec: Spec) -> list[Fact]:
-    """The spec's own invariants: its ownership rules and its design invariants."""
-    everything = frozenset({(-2, 0)})
-    out = [Fact("single owner, conservation and lock exclusion", None, None, everything,
-                spec.owned_once, base=True)]
-    for name, make in spec.invariant_defs:
-        out.append(Fact(name, None, None, everything, _passes(make(spec)), base=True))
-    return out
-
-
-def _passes(check: Callable[[State], str | None]) -> Callable[[State], bool]:
-    return lambda s: check(s) is None
-
-
-def _formula(ex: Executor, f: Fact, s: State, spec: Spec) -> z3.BoolRef:
-    """``f`` on ``s`` as one formula (guarded by the actor's position when it is symbolic)."""
-    pc = s[spec.actor_index[f.actor]][PC] if f.actor is not None else None
-    if isinstance(pc, int) and pc != f.pc:
-        return z3.BoolVal(True)
-    body = truth(ex, lambda: _as_truth(f.test(fresh(s))))
-    if pc is None or isinstance(pc, int):
-        return body
-    return z3.Implies(pc.expr == f.pc, body)
-
-
-def _as_truth(v: Any) -> Any:
-    return v != 0 if isinstance(v, (SymInt, SymSet)) else v
-
-
-def expressible(facts: Sequence[Fact], states: SetStates) -> tuple[list[Fact], list[Fact]]:
-    """The facts that mean something over the whole address space, and those that name pages
-    of the bounded instance (a constant mask, an area's lowest page as a bit)."""
-    g = states.state()
-    keep, gone = [], []
-    for f in facts:
-        try:
-            _formula(states.ex, f, g, states.spec)
-        except (SymbolicError, TypeError, AttributeError):
-            gone.append(f)
-            continue
-        keep.append(f)
-    return keep, gone
 
 
 # ---------------------------------------------------------------------------- the proof
@@ -210,7 +94,7 @@ class SetProver:
         self.reach = reach
         self.queries = 0
         self.cases: dict[tuple[int, int], tuple[State, list[Any]]] = {}
-        self.pre = {id(f): _formula(self.ex, f, self.g, spec) for f in facts}
+        self.pre = {id(f): formula_of(self.ex, f, self.g, spec) for f in facts}
         self.posts: dict[tuple[int, int, int], list[tuple[Fact | None, z3.BoolRef]]] = {}
         self.by_field: dict[tuple[int, int], list[Fact]] = {}
         for f in facts:
@@ -240,10 +124,10 @@ class SetProver:
         for f in self.facts:
             if f.actor == k and (not isinstance(pc2, int) or f.pc == pc2):
                 hit[id(f)] = f
-        moved = {(-1, i) for i in range(spec.G) if not _same(s[i], s2[i])}
+        moved = {(-1, i) for i in range(spec.G) if not same_term(s[i], s2[i])}
         for kk, a in enumerate(spec.actor_index):
             moved |= {(kk, j) for j, (x, y) in enumerate(zip(s[a], s2[a], strict=True))
-                      if not _same(x, y)}
+                      if not same_term(x, y)}
         for fld in moved:
             for f in self.by_field.get(fld, ()):
                 if f.actor != k:
@@ -263,7 +147,7 @@ class SetProver:
                 got.append((None, z3.BoolVal(False)))
             else:
                 for s2 in path.value:
-                    got += [(f, _formula(self.ex, f, s2, self.spec))
+                    got += [(f, formula_of(self.ex, f, s2, self.spec))
                             for f in self.affected(k, s, s2)]
             self.posts[key] = got
         return got
@@ -378,10 +262,10 @@ class SetProver:
         m = self._shown(k, p, i, broken) or m
         if isinstance(value, Raised):
             return SetCti(spec.actor_names[k], spec.step_text[k][p],
-                          f"the step raises {value.exc}", describe(self, m, s))
+                          f"the step raises {value.exc}", describe(self.spec, self.P, m, s))
         assert broken is not None
         return SetCti(spec.actor_names[k], spec.step_text[k][p], broken.name,
-                      describe(self, m, s), [describe(self, m, s2) for s2 in value])
+                      describe(self.spec, self.P, m, s), [describe(self.spec, self.P, m, s2) for s2 in value])
 
     def _shown(self, k: int, p: int, i: int, broken: Fact | None) -> z3.ModelRef | None:
         """A counterexample whose sizes of the page sets shown obey the lemmas too (a query's
@@ -389,7 +273,7 @@ class SetProver:
         s, paths = self.case(k, p)
         path = paths[i]
         states = [s, *(path.value if isinstance(path.value, list) else [])]
-        sizes = [self.P.size(x.arr) >= 0 for x in [self.P.managed, *_sets(states)]]
+        sizes = [self.P.size(x.arr) >= 0 for x in [self.P.managed, *page_sets(states)]]
         post = [c for f, c in self.post(k, p, i) if f is broken]
         pc_k = self.g[self.spec.actor_index[k]][PC]
         parts = [*self.ex._pre, pc_k.expr == p, *path.condition,  # noqa: SLF001
@@ -429,85 +313,12 @@ class SetProver:
                 checked[key] = epoch
 
 
-def _sets(xs: Sequence[Any]) -> list[SymSet]:
-    """Every page set in ``xs`` (states, fields, area codes)."""
-    out: list[SymSet] = []
-    for x in xs:
-        if isinstance(x, SymSet):
-            out.append(x)
-        elif isinstance(x, SymCode):
-            out.append(x.area)
-        elif isinstance(x, tuple):
-            out += _sets(x)
-    return out
-
-
-def _same(x: Any, y: Any) -> bool:
-    if isinstance(x, SymInt) and isinstance(y, SymInt):
-        return bool(x.expr.eq(y.expr))
-    if isinstance(x, SymSet) and isinstance(y, SymSet):
-        return bool(x.arr.eq(y.arr))
-    if isinstance(x, SymCode) and isinstance(y, SymCode):
-        return _same(x.area, y.area) and _same(x.tag, y.tag)
-    if isinstance(x, tuple) and isinstance(y, tuple):
-        return len(x) == len(y) and all(_same(a, b) for a, b in zip(x, y, strict=True))
-    return type(x) is type(y) and x == y
-
-
-def describe(prover: SetProver, m: z3.ModelRef, s: State) -> dict[str, str]:
-    """The state ``s`` in model ``m``: counters as numbers, page sets by size (and as page
-    ranges when the model gives them as finitely many pages), areas as page ranges."""
-    spec = prover.spec
-
-    def val(x: Any) -> str:
-        if isinstance(x, SymInt):
-            v = m.eval(x.expr, model_completion=True)
-            return str(v.as_long()) if isinstance(v, (z3.BitVecNumRef, z3.IntNumRef)) else str(v)
-        if isinstance(x, SymCode):
-            a = x.area
-            if a.lo is not None:
-                lo = m.eval(a.lo.expr, True)
-                n = m.eval(prover.P.size(a.arr), True)
-                if not (isinstance(lo, z3.BitVecNumRef) and isinstance(n, z3.IntNumRef)):
-                    return "some pages"
-                rng = (f"{_pages(n.as_long())} from page {lo.as_long()}" if n.as_long()
-                       else "-")
-                return f"{rng} tag {val(x.tag)}"
-            return val(a)
-        if isinstance(x, SymSet):
-            if z3.is_true(m.eval(x.arr == prover.P.empty.arr, True)):
-                return "-"
-            n = m.eval(prover.P.size(x.arr), True)
-            return _pages(n.as_long()) if isinstance(n, z3.IntNumRef) else "some pages"
-        if isinstance(x, tuple):
-            return "(" + ", ".join(val(y) for y in x) + ")"
-        return str(x)
-
-    out = {f.name: val(v) for f, v in zip(spec.global_fields, s[: spec.G], strict=True)}
-    out["managed"] = val(prover.P.managed)
-    for k, a in enumerate(spec.actor_index):
-        who = spec.actor_names[k]
-        names = {j: f"slot {n}" for n, j in spec.slot_index[k].items()}
-        for j, x in enumerate(s[a]):
-            name = names.get(j) or spec.local_fields[j].name
-            if j == PC:
-                pc = x if isinstance(x, int) else int(val(x))
-                out[f"{who}.pc"] = f"{pc} {spec.pos_text[k][pc]!r}"
-            else:
-                out[f"{who}.{name}"] = val(x)
-    return out
-
-
-def _pages(n: int) -> str:
-    return f"{n} page" if n == 1 else f"{n} pages"
-
-
 def initial_breaks(prover: SetProver, facts: Sequence[Fact]) -> list[Fact]:
     """The facts the initial state (any number of managed pages, all free) can break."""
     out = []
     s0 = prover.S.initial()
     for f in facts:
-        c = _formula(prover.ex, f, s0, prover.spec)
+        c = formula_of(prover.ex, f, s0, prover.spec)
         solver = z3.Solver()
         solver.set("timeout", max(1, int(prover.timeout * 1000)))
         parts = [*prover.ex._pre, z3.Not(c)]  # noqa: SLF001

@@ -15,7 +15,7 @@ import random
 import pytest
 import z3
 
-from proofs import certificate, induction, unbounded
+from proofs import certificate, induction, setstate, unbounded
 from proofs.facts import Fact
 from proofs.obligation import Status
 from proofs.render import Kind
@@ -157,7 +157,7 @@ def stored() -> tuple[object, list[object], object]:
     mined = induction.mine_facts("global", TIMEOUT)
     cert = certificate.load("global")
     assert cert is not None, "the global spec's strengthening is stored"
-    facts = cert.select([*unbounded.base_facts(mined.spec), *mined.facts])
+    facts = cert.select([*setstate.base_facts(mined.spec), *mined.facts])
     return mined, facts, cert
 
 
@@ -203,13 +203,13 @@ def test_a_stale_strengthening_is_unknown_and_names_the_command(stored: tuple) -
     bad = certificate.Certificate("global", cert.model,
                                   (*cert.keys, (0, 0, "a fact the spec never proposed")), {})
     with pytest.raises(certificate.Stale, match="--strengthen global"):
-        bad.select([*unbounded.base_facts(mined.spec), *mined.facts])
+        bad.select([*setstate.base_facts(mined.spec), *mined.facts])
 
 
 def test_facts_naming_pages_of_the_instance_are_left_out(stored: tuple) -> None:
     mined, _, _ = stored
-    states = unbounded.SetStates(mined.spec, TIMEOUT)
-    keep, gone = unbounded.expressible(mined.facts, states)
+    states = setstate.SetStates(mined.spec, TIMEOUT)
+    keep, gone = setstate.expressible(mined.facts, states)
     assert gone and all(" within pages " in f.name or " starts within " in f.name
                         or " is one run" in f.name or " unless it starts " in f.name
                         or " is 0 or 1" in f.name for f in gone)
