@@ -176,9 +176,18 @@ def same_term(x: Any, y: Any) -> bool:
     return type(x) is type(y) and x == y
 
 
-def describe(spec: Spec, P: Pages, m: z3.ModelRef, s: State) -> dict[str, str]:
-    """The state ``s`` in model ``m``: counters as numbers, page sets by size, areas by size
-    and first page, positions with their text."""
+def describe(spec: Spec, P: Pages, m: z3.ModelRef, s: State,
+             sizes: dict[int, int] | None = None) -> dict[str, str]:
+    """The state ``s`` in model ``m``: counters as numbers, page sets by size (from ``sizes``,
+    by the id of the set's term, where given), areas by size and first page, positions with
+    their text."""
+    known = sizes or {}
+
+    def size(arr: z3.ArrayRef) -> int | None:
+        if arr.get_id() in known:
+            return known[arr.get_id()]
+        n = m.eval(P.size(arr), True)
+        return n.as_long() if isinstance(n, z3.IntNumRef) else None
 
     def val(x: Any) -> str:
         if isinstance(x, SymInt):
@@ -188,24 +197,22 @@ def describe(spec: Spec, P: Pages, m: z3.ModelRef, s: State) -> dict[str, str]:
             a = x.area
             if a.lo is not None:
                 lo = m.eval(a.lo.expr, True)
-                n = m.eval(P.size(a.arr), True)
-                if not (isinstance(lo, z3.BitVecNumRef) and isinstance(n, z3.IntNumRef)):
+                n = size(a.arr)
+                if not isinstance(lo, z3.BitVecNumRef) or n is None:
                     return "some pages"
-                rng = (f"{_pages(n.as_long())} from page {lo.as_long()}" if n.as_long()
-                       else "-")
+                rng = f"{_pages(n)} from page {lo.as_long()}" if n else "-"
                 return f"{rng} tag {val(x.tag)}"
             return val(a)
         if isinstance(x, SymSet):
-            if z3.is_true(m.eval(x.arr == P.empty.arr, True)):
-                return "-"
-            n = m.eval(P.size(x.arr), True)
-            return _pages(n.as_long()) if isinstance(n, z3.IntNumRef) else "some pages"
+            n = size(x.arr)
+            if n is None:
+                return "-" if z3.is_true(m.eval(x.arr == P.empty.arr, True)) else "some pages"
+            return _pages(n) if n else "-"
         if isinstance(x, tuple):
             return "(" + ", ".join(val(y) for y in x) + ")"
         return str(x)
 
     out = {f.name: val(v) for f, v in zip(spec.global_fields, s[: spec.G], strict=True)}
-    out["managed"] = val(P.managed)
     for k, a in enumerate(spec.actor_index):
         who = spec.actor_names[k]
         names = {j: f"slot {n}" for n, j in spec.slot_index[k].items()}

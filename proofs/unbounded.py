@@ -259,30 +259,47 @@ class SetProver:
         s, paths = self.case(k, p)
         value = paths[i].value
         spec = self.spec
-        m = self._shown(k, p, i, broken) or m
+        m, sizes = self._shown(k, p, i, broken) or (m, {})
+
+        def show(state: State) -> dict[str, str]:
+            return describe(spec, self.P, m, state, sizes)
         if isinstance(value, Raised):
             return SetCti(spec.actor_names[k], spec.step_text[k][p],
-                          f"the step raises {value.exc}", describe(self.spec, self.P, m, s))
+                          f"the step raises {value.exc}", show(s))
         assert broken is not None
-        return SetCti(spec.actor_names[k], spec.step_text[k][p], broken.name,
-                      describe(self.spec, self.P, m, s), [describe(self.spec, self.P, m, s2) for s2 in value])
+        return SetCti(spec.actor_names[k], spec.step_text[k][p], broken.name, show(s),
+                      [show(s2) for s2 in value])
 
-    def _shown(self, k: int, p: int, i: int, broken: Fact | None) -> z3.ModelRef | None:
-        """A counterexample whose sizes of the page sets shown obey the lemmas too (a query's
-        model leaves the size of a set it never asked about arbitrary), or None."""
+    def _shown(self, k: int, p: int, i: int, broken: Fact | None
+               ) -> tuple[z3.ModelRef, dict[int, int]] | None:
+        """The counterexample again, with the size of every page set shown read off a
+        constant of its own (a model leaves the size of a set it was never asked about
+        arbitrary, and Z3 does not always evaluate ``card`` of a term), or None."""
         s, paths = self.case(k, p)
         path = paths[i]
         states = [s, *(path.value if isinstance(path.value, list) else [])]
-        sizes = [self.P.size(x.arr) >= 0 for x in [self.P.managed, *page_sets(states)]]
+        shown = {x.arr.get_id(): x.arr for x in page_sets(states)}
+        consts = {n: z3.Int(f"size of shown set {n}") for n in shown}
         post = [c for f, c in self.post(k, p, i) if f is broken]
         pc_k = self.g[self.spec.actor_index[k]][PC]
         parts = [*self.ex._pre, pc_k.expr == p, *path.condition,  # noqa: SLF001
-                 *(self.pre[id(f)] for f in self.live()), *sizes,
+                 *(self.pre[id(f)] for f in self.live()),
+                 *(consts[n] == self.P.size(arr) for n, arr in shown.items()),
                  z3.Not(z3.And(*post)) if broken is not None else z3.BoolVal(True)]
-        solver = z3.Solver()
+        # The plain SMT core, without the preprocessing that solves variables away: a model
+        # that gives an eliminated counter as a term over ``card`` cannot be printed.
+        solver = z3.Tactic("smt").solver()
         solver.set("timeout", max(1, int(self.timeout * 1000)))
         solver.add(*self.P.lemmas_for(parts), *parts)
-        return solver.model() if solver.check() == z3.sat else None
+        if solver.check() != z3.sat:
+            return None
+        m = solver.model()
+        sizes = {}
+        for n, c in consts.items():
+            v = m.eval(c, model_completion=True)
+            if isinstance(v, z3.IntNumRef):
+                sizes[n] = v.as_long()
+        return m, sizes
 
     def run(self) -> SetCti | None:
         """Houdini: drop what breaks until nothing does; a broken spec check is a CTI."""
