@@ -94,6 +94,7 @@ class SetProver:
         self.reach = reach
         self.queries = 0
         self.cases: dict[tuple[int, int], tuple[State, list[Any]]] = {}
+        self.report: Callable[[str], None] = lambda what: None  # progress, for a long search
         self.pre = {id(f): formula_of(self.ex, f, self.g, spec) for f in facts}
         self.posts: dict[tuple[int, int, int], list[tuple[Fact | None, z3.BoolRef]]] = {}
         self.by_field: dict[tuple[int, int], list[Fact]] = {}
@@ -237,6 +238,7 @@ class SetProver:
         new = list(keep.values())
         paths = self.paths()
         while new:
+            self.report(f"keeping what the proofs use: {len(keep)} facts so far")
             added: dict[int, Fact] = {}
             for k, p, i in paths:
                 for f in self.needed(k, p, i, new):
@@ -321,6 +323,7 @@ class SetProver:
                     hard = [f for f in broken if f is None or f.base]
                     if hard:
                         return self._cti(k, p, i, m, hard[0])
+                    self.report(f"Houdini: {len(self.dropped) + len(broken)} facts dropped")
                     for f in broken:
                         assert f is not None
                         self.dropped.add(id(f))
@@ -352,23 +355,27 @@ def initial_breaks(prover: SetProver, facts: Sequence[Fact]) -> list[Fact]:
 SPECS = ("global",)  # the specs whose layout page sets model (masks and counters only)
 
 
-def strengthen(name: str, timeout: float) -> tuple[list[Fact] | None, SetCti | None,
-                                                   dict[str, Any]]:
+def strengthen(name: str, timeout: float, report: Callable[[str], None] | None = None
+               ) -> tuple[list[Fact] | None, SetCti | None, dict[str, Any]]:
     """Search for an inductive strengthening of spec ``name`` over page sets: mine, Houdini,
     cut down to what the proofs use.  Returns the facts (None with a counterexample to
-    induction) and how the search went."""
+    induction) and how the search went; ``report`` hears what the search is doing."""
+    say = report or (lambda what: None)
     t0 = time.monotonic()
+    say("mining candidate facts")
     mined = induction.mine_facts(name, timeout)
     spec = mined.spec
     prover0 = SetStates(spec, timeout)
     keep, gone = expressible(mined.facts, prover0)
     prover = SetProver(spec, [*base_facts(spec), *keep], timeout, reach=mined.flow.reach)
+    prover.report = say
     stats: dict[str, Any] = {"candidates": mined.candidates, "mined": len(mined.facts),
                              "page_specific": len(gone)}
     for f in initial_breaks(prover, prover.facts):
         if f.base:
             return None, SetCti("-", "initial state", f.name, {}), stats
         prover.dropped.add(id(f))
+    say(f"Houdini over {len(keep)} candidates")
     cti = prover.run()
     stats["houdini_left"] = len(prover.live())
     if cti is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -136,11 +137,16 @@ def test_strengthen_stores_the_facts_it_found(monkeypatch: pytest.MonkeyPatch,
 
     facts = [Fact("allocated", None, None, frozenset(), lambda s: True, base=True),
              Fact("T0 at 'x': held == 1", 0, 3, frozenset(), lambda s: True)]
-    monkeypatch.setattr(unbounded, "strengthen", lambda name, timeout: (
-        facts, None, {"mined": 9, "houdini_left": 5, "kept": 2}))
+    heard: list[str] = []
+
+    def search(name: str, timeout: float, report: Callable[[str], None]) -> object:
+        report("mining candidate facts")  # what the status line shows
+        heard.append(name)
+        return facts, None, {"mined": 9, "houdini_left": 5, "kept": 2}
+    monkeypatch.setattr(unbounded, "strengthen", search)
     monkeypatch.setattr(certificate, "DIR", tmp_path)
     code, out, _ = run(monkeypatch, capsys, "--strengthen", "global")
-    assert code == 0 and "2 facts (of 9 mined, 5 after Houdini)" in out
+    assert code == 0 and "2 facts (of 9 mined, 5 after Houdini)" in out and heard == ["global"]
     cert = certificate.load("global")
     assert cert is not None and cert.model == "page sets"
     assert cert.keys == ((None, None, "allocated"), (0, 3, "T0 at 'x': held == 1"))
@@ -153,7 +159,7 @@ def test_strengthen_that_meets_a_broken_invariant_exits_1(
 
     cti = unbounded.SetCti("T1", "lock vmap_area_lock; insert: hand -> busy", "allocated",
                            {"busy": "-", "T1.pc": "8"})
-    monkeypatch.setattr(unbounded, "strengthen", lambda name, timeout: (None, cti, {}))
+    monkeypatch.setattr(unbounded, "strengthen", lambda name, timeout, report: (None, cti, {}))
     monkeypatch.setattr(certificate, "DIR", tmp_path)
     code, out, _ = run(monkeypatch, capsys, "--strengthen", "global")
     assert code == 1

@@ -85,8 +85,11 @@ def build_obligations(designs: Sequence[str], timeout: float) -> list[Obligation
 def _strengthen(name: str, timeout: float, as_json: bool) -> None:
     """``--strengthen``: search, store, report."""
     t0 = time.monotonic()
-    with stderr_console.status(f"strengthening the {name} spec's invariants"):
-        facts, cti, stats = unbounded.strengthen(name, timeout)
+    with stderr_console.status(f"strengthening the {name} spec's invariants") as status:
+        def report(what: str) -> None:
+            status.update(f"strengthening the {name} spec's invariants: {what} "
+                          f"({time.monotonic() - t0:.0f} s)")
+        facts, cti, stats = unbounded.strengthen(name, timeout, report)
     config = {"strengthen": name, "timeout": timeout}
     if cti is None:
         assert facts is not None
