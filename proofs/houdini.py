@@ -61,15 +61,22 @@ def _as_bool(v: Any) -> SymBool | z3.BoolRef | bool:
     return bool(v)
 
 
-def _guarded(ex: Executor, f: Fact, s: State, spec: Spec) -> z3.BoolRef:
+def at_position(f: Fact, s: State, spec: Spec, body: Callable[[], z3.BoolRef]) -> z3.BoolRef:
+    """Fact ``f`` on state ``s``: ``body()`` where its actor is at its position (true
+    elsewhere; an implication when the position is symbolic)."""
     pc = s[spec.actor_index[f.actor]][PC] if f.actor is not None else None
     if isinstance(pc, int) and pc != f.pc:
         return z3.BoolVal(True)
-    # Fresh wrappers per run for the spec's own checks: they memoise by value too.
-    body = truth(ex, lambda: f.test(fresh(s))) if f.base else formula(_as_bool(f.test(s)))
+    got = body()
     if pc is None or isinstance(pc, int):
-        return body
-    return formula(implies(pc == f.pc, body))
+        return got
+    return formula(implies(pc == f.pc, got))
+
+
+def _guarded(ex: Executor, f: Fact, s: State, spec: Spec) -> z3.BoolRef:
+    # Fresh wrappers per run for the spec's own checks: they memoise by value too.
+    return at_position(f, s, spec, lambda: truth(ex, lambda: f.test(fresh(s))) if f.base
+                       else formula(_as_bool(f.test(s))))
 
 
 # ---------------------------------------------------------------------------- induction

@@ -21,7 +21,7 @@ from spec.compile import Spec
 from spec.protocol import HELD, PC
 
 from .facts import Fact
-from .houdini import truth
+from .houdini import at_position, truth
 from .render import Kind
 from .symbolic import Executor, SymbolicError, SymInt
 from .symset import MAX_PAGES, Pages, SymCode, SymSet
@@ -123,13 +123,7 @@ def _passes(check: Callable[[State], str | None]) -> Callable[[State], bool]:
 
 def formula_of(ex: Executor, f: Fact, s: State, spec: Spec) -> z3.BoolRef:
     """``f`` on ``s`` as one formula (guarded by the actor's position when it is symbolic)."""
-    pc = s[spec.actor_index[f.actor]][PC] if f.actor is not None else None
-    if isinstance(pc, int) and pc != f.pc:
-        return z3.BoolVal(True)
-    body = truth(ex, lambda: _as_truth(f.test(fresh(s))))
-    if pc is None or isinstance(pc, int):
-        return body
-    return z3.Implies(pc.expr == f.pc, body)
+    return at_position(f, s, spec, lambda: truth(ex, lambda: _as_truth(f.test(fresh(s)))))
 
 
 def _as_truth(v: Any) -> Any:
