@@ -2,12 +2,13 @@
 
 The page-set proof (``proofs.unbounded``) runs a spec's own tables and checks on states whose
 page masks are ``proofs.symset`` sets: this module builds those states (every field a variable
-named after it, so states built here share their variables), copies them for a run, turns a
-fact into a formula on one, says which mined facts mean something over the whole address space,
-and prints a state from a solver's model in the spec's terms.
+named after it, so states built here share their variables), turns a fact into a formula on
+one, says which mined facts mean something over the whole address space, and prints a state
+from a solver's model in the spec's terms.
 
 Relies on ``spec`` (compile, protocol), ``proofs.facts`` (the ``Fact`` type),
-``proofs.houdini`` (``truth``), ``proofs.symbolic`` and ``proofs.symset``.
+``proofs.houdini`` (``truth``, ``at_position``), ``proofs.stepcase`` (``fresh``),
+``proofs.symbolic`` and ``proofs.symset``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from spec.protocol import HELD, PC
 from .facts import Fact
 from .houdini import at_position, truth
 from .render import Kind
+from .stepcase import fresh
 from .symbolic import Executor, SymbolicError, SymInt
 from .symset import MAX_PAGES, Pages, SymCode, SymSet
 
@@ -88,22 +90,6 @@ class SetStates:
         g = [self.P.managed if f.owner == "mask" and f.init == spec.all_pages else v
              for f, v in zip(spec.global_fields, spec.init[: spec.G], strict=True)]
         return tuple(g) + spec.init[spec.G:]
-
-
-def fresh(s: State) -> State:
-    """New wrappers for every symbolic value: spec code memoises by value (by identity here),
-    and a memo filled on one path must not answer on another."""
-    def copy(x: Any) -> Any:
-        if isinstance(x, SymInt):
-            return SymInt(x.ex, x.expr, x.bounds)
-        if isinstance(x, SymSet):
-            return SymSet(x.P, x.arr, x.lo)
-        if isinstance(x, SymCode):
-            return SymCode(copy(x.area), copy(x.tag))
-        if isinstance(x, tuple):
-            return tuple(copy(y) for y in x)
-        return x
-    return tuple(copy(x) for x in s)
 
 
 # ---------------------------------------------------------------------------- facts

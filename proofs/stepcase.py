@@ -124,18 +124,18 @@ class StepCase:
         self.a = spec.actor_index[k]
         self.ex = Executor(width=WIDTH, timeout_s=timeout, incremental=True)
         self.s = symbolic_state(self.ex, spec, k, p)
-        self.paths = self.ex.explore(runner(step, self.s, self.a, fresh))
+        self.paths = self.ex.explore(runner(step, self.s, self.a))
 
 
-def runner(step: Callable[[State, int, list[State]], None], s: State, a: int,
-           copy: Callable[[State], State]) -> Callable[[], Any]:
+def runner(step: Callable[[State, int, list[State]], None], s: State, a: int
+           ) -> Callable[[], Any]:
     """What ``Executor.explore`` runs for one step from ``s``: its successors, or ``Raised``."""
     def run() -> Any:
         out: list[State] = []
         try:
             # Fresh wrappers on every run: spec code memoises by value (the fit cache is
             # keyed by the free mask); a memo filled on another path must not answer here.
-            step(copy(s), a, out)
+            step(fresh(s), a, out)
         except (SymbolicError, PathLimit):
             raise
         except Exception as exc:  # noqa: BLE001 - an assertion or a crash of the spec's code
@@ -147,12 +147,15 @@ def runner(step: Callable[[State, int, list[State]], None], s: State, a: int,
 
 
 def fresh(s: State) -> State:
+    """New wrappers for every symbolic value (``renewed``): spec code memoises by value (by
+    identity, for symbolic ones), and a memo filled on one path must not answer on another."""
     def copy(x: Any) -> Any:
-        if isinstance(x, SymInt):
-            return SymInt(x.ex, x.expr, x.bounds)
+        if isinstance(x, int):
+            return x
         if isinstance(x, tuple):
             return tuple(copy(y) for y in x)
-        return x
+        renew = getattr(x, "renewed", None)
+        return renew() if renew is not None else x
     return tuple(copy(x) for x in s)
 
 

@@ -102,6 +102,10 @@ class SymInt:
         self.expr = expr
         self.bounds = bounds
 
+    def renewed(self) -> SymInt:
+        """The same value under a new identity (see ``proofs.stepcase.fresh``)."""
+        return SymInt(self.ex, self.expr, self.bounds)
+
     # ------------------------------------------------------------------ helpers
     def _operand(self, other: object) -> tuple[z3.BitVecRef, Bounds] | None:
         if isinstance(other, SymInt):

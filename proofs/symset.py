@@ -180,6 +180,9 @@ class SymSet:
     def __hash__(self) -> int:  # by identity, as SymInt (memo keys)
         return id(self)
 
+    def renewed(self) -> SymSet:
+        return SymSet(self.P, self.arr, self.lo)
+
     def _make(self, arr: z3.ArrayRef) -> SymSet:
         self.P.size(arr)
         return SymSet(self.P, arr)
@@ -308,6 +311,10 @@ class SymCode:
 
     def __hash__(self) -> int:
         return id(self)
+
+    def renewed(self) -> SymCode:
+        return SymCode(self.area.renewed(),
+                       self.tag.renewed() if isinstance(self.tag, SymInt) else self.tag)
 
     def __rshift__(self, n: object) -> SymSet:
         if n != AREA_SHIFT:

@@ -51,7 +51,6 @@ from .setstate import (
     describe,
     expressible,
     formula_of,
-    fresh,
     page_sets,
     same_term,
 )
@@ -112,7 +111,7 @@ class SetProver:
             s = self.S.state(k, p)
             step = spec.tables[k][p]
             assert step is not None
-            run = runner(step, s, spec.actor_index[k], fresh)
+            run = runner(step, s, spec.actor_index[k])
             got = self.cases[(k, p)] = (s, self.ex.explore(run))
         return got
 
