@@ -244,7 +244,7 @@ class Prover:
                         names = {str(v) for v, _ in pairs}
                         chosen = [f for f in self.base if self.base_vars[id(f)] & names]
                     else:
-                        moved = _moved_fields(case.s, s2, self.spec)
+                        moved = moved_fields(case.s, s2, self.spec)
                         chosen = [f for f in self.affected(moved, case.k, s2[case.a][PC])
                                   if id(f) not in self.dropped]
                     posts += zip(chosen, self.t.on_all(chosen, pairs), strict=True)
@@ -406,11 +406,13 @@ class Prover:
 
 
 def _same(x: Any, y: Any) -> bool:
-    if isinstance(x, SymInt) and isinstance(y, SymInt):
-        return bool(x.expr.get_id() == y.expr.get_id())
+    """The same value: equal plain values, or symbolic values of one term (``term_key``)."""
     if isinstance(x, tuple) and isinstance(y, tuple):
         return len(x) == len(y) and all(_same(a, b) for a, b in zip(x, y, strict=True))
-    return type(x) is type(y) and x == y
+    if type(x) is not type(y):
+        return False
+    key = getattr(x, "term_key", None)
+    return bool(key() == y.term_key()) if key is not None else bool(x == y)
 
 
 def _flat(xs: Sequence[Any]) -> list[Any]:
@@ -449,7 +451,7 @@ def _conjunction(lits: Sequence[z3.BoolRef]) -> z3.BoolRef:
     return z3.BoolRef(z3.Z3_mk_and(ctx.ref(), len(lits), arr), ctx)
 
 
-def _moved_fields(s: State, s2: State, spec: Spec) -> frozenset[tuple[int, int]]:
+def moved_fields(s: State, s2: State, spec: Spec) -> frozenset[tuple[int, int]]:
     """The fields whose term differs between ``s`` and ``s2``: ``(-1, i)`` or ``(k, j)``."""
     out = {(-1, i) for i in range(spec.G) if not _same(s[i], s2[i])}
     for k, a in enumerate(spec.actor_index):

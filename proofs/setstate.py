@@ -144,18 +144,6 @@ def page_sets(xs: Sequence[Any]) -> list[SymSet]:
     return out
 
 
-def same_term(x: Any, y: Any) -> bool:
-    if isinstance(x, SymInt) and isinstance(y, SymInt):
-        return bool(x.expr.eq(y.expr))
-    if isinstance(x, SymSet) and isinstance(y, SymSet):
-        return bool(x.arr.eq(y.arr))
-    if isinstance(x, SymCode) and isinstance(y, SymCode):
-        return same_term(x.area, y.area) and same_term(x.tag, y.tag)
-    if isinstance(x, tuple) and isinstance(y, tuple):
-        return len(x) == len(y) and all(same_term(a, b) for a, b in zip(x, y, strict=True))
-    return type(x) is type(y) and x == y
-
-
 def describe(spec: Spec, P: Pages, m: z3.ModelRef, s: State,
              sizes: dict[int, int] | None = None) -> dict[str, str]:
     """The state ``s`` in model ``m``: counters as numbers, page sets by size (from ``sizes``,

@@ -102,6 +102,10 @@ class SymInt:
         self.expr = expr
         self.bounds = bounds
 
+    def term_key(self) -> int:
+        """Equal for two values of one term (``proofs.houdini``: did a step change a field?)."""
+        return int(self.expr.get_id())
+
     def renewed(self) -> SymInt:
         """The same value under a new identity (see ``proofs.stepcase.fresh``)."""
         return SymInt(self.ex, self.expr, self.bounds)

@@ -183,6 +183,9 @@ class SymSet:
     def renewed(self) -> SymSet:
         return SymSet(self.P, self.arr, self.lo)
 
+    def term_key(self) -> int:
+        return int(self.arr.get_id())
+
     def _make(self, arr: z3.ArrayRef) -> SymSet:
         self.P.size(arr)
         return SymSet(self.P, arr)
@@ -311,6 +314,10 @@ class SymCode:
 
     def __hash__(self) -> int:
         return id(self)
+
+    def term_key(self) -> tuple[int, object]:
+        tag = self.tag.term_key() if isinstance(self.tag, SymInt) else ("int", self.tag)
+        return self.area.term_key(), tag
 
     def renewed(self) -> SymCode:
         return SymCode(self.area.renewed(),

@@ -43,6 +43,7 @@ from spec.protocol import PC
 
 from . import certificate, induction
 from .facts import Fact
+from .houdini import moved_fields
 from .obligation import Obligation, ProofResult, Status
 from .setstate import (
     SetStates,
@@ -52,7 +53,6 @@ from .setstate import (
     expressible,
     formula_of,
     page_sets,
-    same_term,
 )
 from .stepcase import Raised, runner
 
@@ -124,11 +124,7 @@ class SetProver:
         for f in self.facts:
             if f.actor == k and (not isinstance(pc2, int) or f.pc == pc2):
                 hit[id(f)] = f
-        moved = {(-1, i) for i in range(spec.G) if not same_term(s[i], s2[i])}
-        for kk, a in enumerate(spec.actor_index):
-            moved |= {(kk, j) for j, (x, y) in enumerate(zip(s[a], s2[a], strict=True))
-                      if not same_term(x, y)}
-        for fld in moved:
+        for fld in moved_fields(s, s2, spec):
             for f in self.by_field.get(fld, ()):
                 if f.actor != k:
                     hit[id(f)] = f
