@@ -82,6 +82,8 @@ class Builder:
         self.name = name
         self.pages = pages
         self.params = dict(params or {})
+        # Sharded designs: how many zones and the zone of a page (``addr_to_cpu``).
+        self.zones: tuple[int, Callable[[int], int]] | None = None
         self.globals: list[FieldDef] = [FieldDef("locks", 0, None)]
         self.extra_locals: list[FieldDef] = []
         self.locks: list[LockDef] = []
@@ -173,6 +175,7 @@ class Spec(SpecViews):
         self.pages = b.pages
         self.all_pages = (1 << b.pages) - 1
         self.params = b.params
+        self.zones = b.zones
         self.global_fields = list(b.globals)
         self.G = len(b.globals)
         self.local_fields = [FieldDef("pc", 0, None), FieldDef("held", 0, None),

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .compile import Builder, Spec
-from .masks import fit_choices, fmt, lowest_run
+from .masks import fit_choices, fmt, high_page, low_page, lowest_run
 from .params import SpecParams
 from .program import Alloc, Find, Free, Op, Purge
 from .protocol import (
@@ -269,7 +269,7 @@ class GlobalSpec:
 
         def page(t: list[Any]) -> int:
             m: int = t[slot] >> 8
-            return m.bit_length() - 1 if last else (m & -m).bit_length() - 1
+            return high_page(m) if last else low_page(m)
 
         def chain(first: int) -> list[Instr]:
             out: list[Instr] = []

@@ -30,6 +30,13 @@ def low_page(mask: int) -> int:
     return (mask & -mask).bit_length() - 1
 
 
+def high_page(mask: int) -> int:
+    """The highest page of a non-empty mask (an area's last page)."""
+    if not isinstance(mask, int) and hasattr(mask, "high_page"):
+        return mask.high_page()
+    return mask.bit_length() - 1
+
+
 def runs(mask: int) -> Iterator[tuple[int, int]]:
     """Maximal runs of set bits as ``(start, pages)``, lowest first."""
     while mask:
@@ -48,6 +55,45 @@ def lowest_run(mask: int) -> int:
     shifted = mask >> start
     length = (~shifted & (shifted + 1)).bit_length() - 1
     return mask_of(start, length)
+
+
+def largest_run(mask: int) -> int:
+    """The length in pages of the longest run of a mask (0 when empty)."""
+    if not isinstance(mask, int) and hasattr(mask, "largest_run"):
+        return mask.largest_run()
+    return max((n for _, n in runs(mask)), default=0)
+
+
+def one_run(mask: int) -> bool:
+    """Is the mask a single run (or empty)?  Adding its lowest bit carries through all of it."""
+    if not isinstance(mask, int) and hasattr(mask, "one_run"):
+        return mask.one_run()
+    return mask & (mask + (mask & -mask)) == 0
+
+
+def carve_from_block(merged: int, chunk: int, pages: int, align: int) -> int:
+    """``va_alloc`` after a pre-fetch: the area of ``pages`` pages at the aligned start of the
+    run of ``merged`` that holds ``chunk``, or 0 when it does not fit that run."""
+    if not isinstance(merged, int) and hasattr(merged, "carve_from_block"):
+        return merged.carve_from_block(chunk, pages, align)
+    block = next(mask_of(s, k) for s, k in runs(merged) if mask_of(s, k) & chunk)
+    area = mask_of(align_up(low_page(block), align), pages)
+    return 0 if area & ~block else area
+
+
+def zone_of(page: int, zone_pages: int, zones: int) -> int:
+    """``addr_to_cpu`` in pages: zones of ``zone_pages`` pages dealt round ``zones`` CPUs."""
+    if not isinstance(page, int) and hasattr(page, "zone_of"):
+        return page.zone_of(zones)  # a page of the proofs: its zone under any zone map
+    return (page // zone_pages) % zones
+
+
+def starts_outside(mask: int, zone: int, zone_mask: int) -> int:
+    """The pages where a run of ``mask`` starts outside ``zone`` (whose pages are
+    ``zone_mask``)."""
+    if not isinstance(mask, int) and hasattr(mask, "starts_outside"):
+        return mask.starts_outside(zone)
+    return mask & ~(mask << 1) & ~zone_mask
 
 
 def fmt(mask: int) -> str:

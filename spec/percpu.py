@@ -40,7 +40,17 @@ from typing import Any
 
 from .compile import Builder, Spec
 from .global_ import GlobalSpec, op_slots
-from .masks import AREA_SHIFT, fit_choices, fmt, low_page, lowest_run, mask_of, runs
+from .masks import (
+    AREA_SHIFT,
+    carve_from_block,
+    fit_choices,
+    fmt,
+    largest_run,
+    low_page,
+    lowest_run,
+    starts_outside,
+    zone_of,
+)
 from .program import Alloc, ThreadProgram
 from .protocol import (
     AUX,
@@ -62,10 +72,6 @@ LOW_WATERMARK_PAGES = 4
 MIN_REQUESTS_PER_CHUNK = 3
 
 
-def _largest_run(mask: int) -> int:
-    return max((n for _, n in runs(mask)), default=0)
-
-
 class PercpuSpec(GlobalSpec):
     name = "percpu"
 
@@ -77,8 +83,7 @@ class PercpuSpec(GlobalSpec):
 
     def zone_of(self, page: int) -> int:
         """``addr_to_cpu`` in pages."""
-        z: int = (page // self.cvz) % self.n
-        return z
+        return zone_of(page, self.cvz, self.n)
 
     # ------------------------------------------------------------------ layout
     def build(self) -> Spec:
@@ -87,6 +92,7 @@ class PercpuSpec(GlobalSpec):
         b = Builder(self.name, p.pages, {"lazy_max": p.lazy_max, "nr_cpus": n,
                                          "cvz_pages": self.cvz})
         self.b = b
+        b.zones = (n, self.zone_of)
         self.FREE = b.glob("free", (1 << p.pages) - 1, owner="mask", coalesced=True)
         self.CACHE = [b.glob(f"cache:zone{z}", 0, owner="mask", coalesced=True)
                       for z in range(n)]
@@ -190,7 +196,7 @@ class PercpuSpec(GlobalSpec):
                 t[HAND] |= area
                 t[slot] = area << AREA_SHIFT
                 return None
-            return fill if _largest_run(S[CACHE]) < LOW_WATERMARK_PAGES else glob
+            return fill if largest_run(S[CACHE]) < LOW_WATERMARK_PAGES else glob
 
         def xchg(S: list[Any], t: list[Any]) -> str | None:
             S[FIP] += 1
@@ -215,12 +221,8 @@ class PercpuSpec(GlobalSpec):
             t[HAND] = 0
             merged = S[CACHE] | chunk
             S[CACHE] = merged
-            # va_alloc: carve from the merged block that holds the chunk, at its aligned start.
-            block = next(mask_of(s, k) for s, k in runs(merged) if mask_of(s, k) & chunk)
-            start = low_page(block)
-            nva = -(-start // align) * align
-            area = mask_of(nva, npages)
-            if area & ~block:
+            area = carve_from_block(merged, chunk, npages, align)
+            if not area:
                 return
             S[CACHE] &= ~area
             t[HAND] |= area
@@ -424,7 +426,7 @@ class PercpuSpec(GlobalSpec):
         # An area lives in the zone of its start, so every run of a zone's busy or lazy set
         # starts in that zone (a run may extend into later zones).  Bit arithmetic rather than
         # a walk over the runs: the same test, and one that the proofs run on symbolic masks
-        # without a branch per run.
+        # (and on page sets, under any zone map) without a branch per run.
         zone_pages = [sum(1 << pg for pg in range(self.p.pages) if zone_of(pg) == z)
                       for z in range(self.n)]
 
@@ -434,12 +436,10 @@ class PercpuSpec(GlobalSpec):
 
             def placement(s: tuple[Any, ...]) -> str | None:
                 for kind, z, f in fields:
-                    m = s[f]
-                    wrong = m & ~(m << 1) & ~zone_pages[z]  # run starts outside zone z
+                    wrong = starts_outside(s[f], z, zone_pages[z])
                     if wrong:
-                        bad = (wrong & -wrong).bit_length() - 1
-                        return (f"{kind} pages of zone[{z}]: an area starts at page {bad}, "
-                                f"in zone[{zone_of(bad)}] (zones of {cvz} pages)")
+                        return (f"{kind} pages of zone[{z}]: an area starts outside the zone, "
+                                f"at pages {fmt(wrong)} (zones of {cvz} pages)")
                 return None
             return placement
 
