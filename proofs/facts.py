@@ -3,7 +3,10 @@
 A fact is a test of a state, at one position of one actor or everywhere.  Templates over the
 spec's own fields (its page masks, its counters, each thread's slots) give the candidates: the
 locks held at a position, which areas are empty, in hand or inside which structure, which
-counters count which pages, that areas of different actors are apart.  Mining keeps the ones
+counters count which pages, that areas of different actors are apart; for a sharded spec
+(``Spec.zones``), also which zone an area starts in, which structure holds it if it starts in
+a zone, and that every run of a thread's set starts in a zone (facts by zone, not by page,
+mean something over the whole address space: ``proofs.unbounded``).  Mining keeps the ones
 true in every reachable state of a scenario (and so in the initial one); ``prune_redundant``
 leaves out those a simpler fact at the same position already says.  The same tests run on
 concrete states and, in ``proofs.induction``, on symbolic ones.
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spec.compile import Spec
-from spec.masks import AREA_SHIFT, fmt
+from spec.masks import AREA_SHIFT, fmt, low_page, one_run, starts_outside
 from spec.protocol import HELD, PC
 
 from .flow import Flow
@@ -174,6 +177,27 @@ def _within_slots(u: Get, slots: list[tuple[int, int]]) -> Get:
     return test
 
 
+def _within_in_zone(t: Get, u: Get, zone_of: Callable[[Any], Any], z: int) -> Get:
+    return lambda s: (t(s) & ~u(s) == 0) | (zone_of(low_page(t(s))) != z)
+
+
+def _starts_in_zone(t: Get, zone_of: Callable[[Any], Any], z: int) -> Get:
+    return lambda s: (t(s) == 0) | (zone_of(low_page(t(s))) == z)
+
+
+def _runs_in_zone(t: Get, z: int, zone_mask: int) -> Get:
+    return lambda s: starts_outside(t(s), z, zone_mask) == 0
+
+
+def _no_zone(page: int) -> int:
+    return 0
+
+
+def _zone_mask(spec: Spec, z: int) -> int:
+    assert spec.zones is not None
+    return sum(1 << p for p in range(spec.pages) if spec.zones[1](p) == z)
+
+
 def _tag_const(x: Get, c: int) -> Get:
     return lambda s: x(s) & TAG_MASK == c
 
@@ -195,8 +219,7 @@ def _not_empty(t: Get) -> Get:
 
 
 def _one_run(t: Get) -> Get:
-    # An area is one run of pages: adding its lowest bit carries through all of it.
-    return lambda s: t(s) & (t(s) + (t(s) & -t(s))) == 0
+    return lambda s: one_run(t(s))
 
 
 def _within(t: Get, u: Get) -> Get:
@@ -324,6 +347,22 @@ def candidate_facts(spec: Spec, lay: Layout, states: Sequence[State],
                     if off and off != spec.all_pages:
                         add(f"{t.name} within {u.name} unless it starts within pages "
                             f"{fmt(off)}", {t.field, u.field}, _within_unless(t.get, u.get, off))
+                # The same by zone, not by page: these mean something at every address.
+                n_zones, zone_of = spec.zones if spec.zones is not None else (0, _no_zone)
+                for z in range(n_zones):
+                    add(f"{t.name} starts in zone {z}", {t.field},
+                        _starts_in_zone(t.get, zone_of, z))
+                    for u in gterms:
+                        add(f"{t.name} within {u.name} if it starts in zone {z}",
+                            {t.field, u.field}, _within_in_zone(t.get, u.get, zone_of, z))
+            # Where a zone's areas went (a purge's detached list of zone z): every run of the
+            # set starts in that zone.
+            for z in range(spec.zones[0]) if spec.zones is not None else ():
+                zone_mask = _zone_mask(spec, z)
+                for t in mine:
+                    if ".slot " not in t.name:
+                        add(f"runs of {t.name} start in zone {z}", {t.field},
+                            _runs_in_zone(t.get, z, zone_mask))
             for t in every:
                 add(f"{t.name} is empty", {t.field}, _empty(t.get))
             for t in mine:
@@ -341,6 +380,12 @@ def candidate_facts(spec: Spec, lay: Layout, states: Sequence[State],
                     c = next(iter(got))
                     add(f"{t.name} has {c} pages", {t.field}, _pages_const(t.get, c))
                 add(f"{t.name} is one run", {t.field}, _one_run(t.get))
+                if ".slot " not in t.name:
+                    # Exactly an area (what a thread holds while it moves one): equal sets,
+                    # not two inclusions, so that what holds of the area holds of it.
+                    for u in mine:
+                        if ".slot " in u.name:
+                            add(f"{t.name} is {u.name}", {t.field, u.field}, _eq(t.get, u.get))
                 for u in every:
                     if u is t:
                         continue

@@ -53,9 +53,11 @@ class SetStates:
         return SymCode(self.P.area(name, lo, n), self._num(f"{name}.tag", 255))
 
     def _field(self, name: str, f: Any) -> Any:
+        if isinstance(f.init, tuple) and f.show == "masks":  # one mask per zone
+            return tuple(self.P.input(f"{name}[{i}]") for i in range(len(f.init)))
         if f.owner == "codes" or isinstance(f.init, tuple):
-            raise NotImplementedError(f"spec {self.spec.name}: field {f.name!r} holds a list or a "
-                                      "tuple, which page sets do not model yet")
+            raise NotImplementedError(f"spec {self.spec.name}: field {f.name!r} holds a list of "
+                                      "varying length, which page sets do not model yet")
         if f.owner == "mask":
             return self.P.input(name)
         return self.P.count(name)  # a counter: any integer

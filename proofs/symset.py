@@ -27,6 +27,18 @@ the run is any non-empty area inside the set.  Both admit more states and steps 
 has (any fit, not only the lowest), so an invariant inductive over them is inductive over the
 spec's.
 
+Run structure and zones (what the ``percpu`` spec decides from).  ``run starts`` maps a set to
+the pages of it whose predecessor is not in it, an uninterpreted function bound at each term
+by lemmas true of every set: starts lie in the set; a run of a union or an intersection starts
+where a run of a part does; a run of ``a \\ area`` starts where one of ``a`` does or at the
+area's end page.  An area is an interval there: its one run starts at its first page, its last
+page is in it, its end page is not, and another area that holds that end page either starts
+there or holds the page before (contiguity, at the pages the lemmas name).  A page's zone
+(``addr_to_cpu``) is an open function of the page into the spec's zones, so a proof holds for
+every way of dealing pages to zones; "a run starts outside zone z" is an emptiness test on
+``run starts(m) \\ {p : zone(p) = z}``.  The largest run is some length up to the size, a
+carve from the merged block any area of the size inside it or nothing.
+
 Relies on ``z3``, ``proofs.symint`` (sizes and page numbers are ``SymInt``\\ s) and the area-code
 layout of ``spec.masks``.
 """
@@ -65,6 +77,12 @@ class Pages:
         self._lemmas: dict[int, list[z3.BoolRef]] = {}
         self._keep: list[z3.ExprRef] = []  # ids stay valid while their terms live
         self._names = itertools.count()
+        set_sort = z3.ArraySort(self.page, z3.BoolSort())
+        # The zone map (``addr_to_cpu`` in pages) left open: the proof holds for every one.
+        self.zone = z3.Function("zone", self.page, z3.BitVecSort(ex.width))
+        self.starts = z3.Function("run starts", set_sort, set_sort)
+        self.shape: dict[int, tuple[str, z3.ArrayRef, z3.ArrayRef]] = {}
+        self.areas: dict[int, tuple[z3.ArrayRef, z3.BitVecRef, z3.BitVecRef, z3.ArithRef]] = {}
         self.empty = SymSet(self, z3.EmptySet(self.page))
         self.managed = self.input("managed")
 
@@ -85,7 +103,7 @@ class Pages:
             self.ex.assume(x.expr >= lo)
         return x
 
-    def lemma(self, c: z3.ArithRef, *facts: z3.BoolRef) -> None:
+    def lemma(self, c: z3.ExprRef, *facts: z3.BoolRef) -> None:
         self._lemmas.setdefault(c.get_id(), []).extend(facts)
 
     def lemmas_for(self, formulas: list[z3.BoolRef]) -> list[z3.BoolRef]:
@@ -123,8 +141,13 @@ class Pages:
         arr = z3.Array(name, self.page, z3.BoolSort())
         c = self.size(arr)
         self.lemma(c, c == nn)
-        self.ex.assume(z3.Implies(nn != 0, z3.Select(arr, _narrow(lo.expr, PAGE_BITS))))
-        return SymSet(self, arr, lo)
+        first = _narrow(lo.expr, PAGE_BITS)
+        self.ex.assume(z3.Implies(nn != 0, z3.Select(arr, first)))
+        # The page after its last: what a run structure needs of an interval (see ``run
+        # starts``), never an offset from ``lo`` (no arithmetic between sizes and pages).
+        end = z3.BitVec(f"{name}.end", PAGE_BITS)
+        self.areas[arr.get_id()] = (arr, first, end, nn)
+        return SymSet(self, arr, SymPage(self, lo.expr, lo.bounds), end)
 
     def choose_area(self, inside: SymSet, n: SymInt | int | None, what: str) -> SymSet:
         """A fresh area of ``n`` pages (``None``: some non-zero number) inside ``inside``: the
@@ -152,6 +175,61 @@ class Pages:
                                 "instance")
         return None
 
+    # ------------------------------------------------------------------ run structure
+    def run_starts(self, arr: z3.ArrayRef) -> z3.ArrayRef:
+        """``starts(arr)``: the pages of ``arr`` whose predecessor is not in it, with what the
+        shape of the term says of it.  Each lemma holds of every set (for an area, of every
+        interval), so asserting it is sound: a run of a union or an intersection starts where
+        a run of a part does; a run of ``a \\ b`` starts where one of ``a`` does or right
+        after a run of ``b``, which for an area is its end; an area's one run starts at its
+        first page."""
+        st = self.starts(arr)
+        key = st.get_id()
+        if key in self._lemmas:
+            return st
+        self._lemmas[key] = []
+        self._keep.append(st)
+        facts = [z3.IsSubset(st, arr)]
+        got = self.shape.get(arr.get_id())
+        area = self.areas.get(arr.get_id())
+        if got is not None:
+            op, a, b = got
+            if op in ("or", "and"):
+                facts.append(z3.IsSubset(st, z3.SetUnion(self.run_starts(a),
+                                                         self.run_starts(b))))
+            else:
+                after = self.areas.get(b.get_id())
+                if after is not None:
+                    facts.append(z3.IsSubset(st, z3.SetAdd(self.run_starts(a), after[2])))
+                    facts += self._interval_at(b)
+        elif area is not None:
+            _, first, _, n = area
+            facts.append(z3.IsSubset(st, z3.SetAdd(z3.EmptySet(self.page), first)))
+        self.lemma(st, *facts)
+        return st
+
+    def _interval_at(self, b: z3.ArrayRef) -> list[z3.BoolRef]:
+        """Area ``b`` is an interval ending before its end page: its last page is in it, its
+        end is not, and another area holding that end either starts there or holds the page
+        before it too (contiguity, at the one page the proof asks about)."""
+        _, _, end, n = self.areas[b.get_id()]
+        out = [z3.Not(z3.Select(b, end)), z3.Implies(n != 0, z3.Select(b, end - 1))]
+        for other, first, _, _ in self.areas.values():
+            if not other.eq(b):
+                out.append(z3.Implies(z3.And(z3.Select(other, end), end != first),
+                                      z3.Select(other, end - 1)))
+        return out
+
+    def zone_pages(self, zone: int) -> z3.ArrayRef:
+        p = z3.BitVec("p", PAGE_BITS)
+        return z3.Lambda([p], self.zone(p) == zone)
+
+    def page_zone(self, page: z3.BitVecRef, zones: int) -> SymInt:
+        """The zone of ``page`` under the open zone map: some zone of the ``zones``."""
+        z = self.zone(page)
+        self.ex.assume(z3.ULT(z, zones))
+        return SymInt(self.ex, z, (0, zones - 1))
+
     def meet_size(self, a: z3.ArrayRef, b: z3.ArrayRef) -> z3.ArithRef:
         """``|a n b|``, with its lemmas."""
         both = z3.SetIntersect(a, b)
@@ -166,22 +244,44 @@ def _narrow(x: z3.BitVecRef, bits: int) -> z3.BitVecRef:
     return x if x.size() == bits else z3.Extract(bits - 1, 0, x)
 
 
+def _widen(x: z3.BitVecRef, bits: int) -> z3.BitVecRef:
+    return x if x.size() == bits else z3.ZeroExt(bits - x.size(), x)
+
+
+class SymPage(SymInt):
+    """A page number of a page set (an area's first or last page): it knows its zone."""
+
+    __slots__ = ("P",)
+
+    def __init__(self, P: Pages, expr: z3.BitVecRef, bounds: Any = None) -> None:
+        super().__init__(P.ex, expr, bounds)
+        self.P = P
+
+    def renewed(self) -> SymPage:
+        return SymPage(self.P, self.expr, self.bounds)
+
+    def zone_of(self, zones: int) -> SymInt:
+        return self.P.page_zone(_narrow(self.expr, PAGE_BITS), zones)
+
+
 class SymSet:
     """A page mask as a set of pages (see the module note); ``lo`` is its first page when it
     is an area."""
 
-    __slots__ = ("P", "arr", "lo")
+    __slots__ = ("P", "arr", "lo", "end")
 
-    def __init__(self, P: Pages, arr: z3.ArrayRef, lo: SymInt | None = None) -> None:
+    def __init__(self, P: Pages, arr: z3.ArrayRef, lo: SymInt | None = None,
+                 end: z3.BitVecRef | None = None) -> None:
         self.P = P
         self.arr = arr
         self.lo = lo
+        self.end = end
 
     def __hash__(self) -> int:  # by identity, as SymInt (memo keys)
         return id(self)
 
     def renewed(self) -> SymSet:
-        return SymSet(self.P, self.arr, self.lo)
+        return SymSet(self.P, self.arr, self.lo, self.end)
 
     def term_key(self) -> int:
         return int(self.arr.get_id())
@@ -195,13 +295,17 @@ class SymSet:
         P = self.P
         if isinstance(other, Compl):
             return other.__rand__(self)
+        if isinstance(other, int) and other == -1:  # ~0: every page
+            return self
         b = P.arr_of(other)
         if b is None:
             return NotImplemented
         if b.eq(P.empty.arr):
             return P.empty
         P.meet_size(self.arr, b)
-        return SymSet(P, z3.SetIntersect(self.arr, b))
+        both = z3.SetIntersect(self.arr, b)
+        P.shape[both.get_id()] = ("and", self.arr, b)
+        return SymSet(P, both)
 
     __rand__ = __and__
 
@@ -217,6 +321,7 @@ class SymSet:
         union = z3.SetUnion(self.arr, b)
         c = P.size(union)
         P.lemma(c, c == P.size(self.arr) + P.size(b) - P.meet_size(self.arr, b))
+        P.shape[union.get_id()] = ("or", self.arr, b)
         return SymSet(P, union)
 
     __ror__ = __or__
@@ -231,6 +336,7 @@ class SymSet:
         diff = z3.SetDifference(self.arr, other.arr)
         c = P.size(diff)
         P.lemma(c, c == P.size(self.arr) - P.meet_size(self.arr, other.arr))
+        P.shape[diff.get_id()] = ("minus", self.arr, other.arr)
         return SymSet(P, diff)
 
     # ------------------------------------------------------------------ tests and sizes
@@ -278,6 +384,40 @@ class SymSet:
         if self.lo is None:
             raise SymbolicError("the first page of a set of pages that is not an area")
         return self.lo
+
+    def high_page(self) -> SymInt:
+        if self.end is None:
+            raise SymbolicError("the last page of a set of pages that is not an area")
+        return SymPage(self.P, _widen(self.end - 1, self.P.ex.width))
+
+    def one_run(self) -> bool:
+        """True of an area (the model's areas are intervals: see ``Pages.run_starts``); of
+        another set, not modelled."""
+        if self.arr.get_id() not in self.P.areas:
+            raise SymbolicError("whether a set of pages that is not an area is one run")
+        return True
+
+    def largest_run(self) -> SymInt:
+        """Some length from 1 to the size (0 when empty): the spec only compares it with a
+        watermark, and any answer only adds steps."""
+        P = self.P
+        r = P.count(f"largest run{next(P._names)}")
+        P.ex.constrain(z3.And(r.expr >= 0, r.expr <= P.size(self.arr),
+                              (r.expr == 0) == (self.arr == P.empty.arr)))
+        return r
+
+    def carve_from_block(self, chunk: object, pages: int, align: int) -> Any:
+        """Some area of ``pages`` pages inside these pages, or nothing: both paths go on."""
+        P = self.P
+        if P.ex.decide(z3.Bool(f"carved{next(P._names)}")):
+            return P.choose_area(self, pages, "carve")
+        return 0
+
+    def starts_outside(self, zone: int) -> SymSet:
+        """The pages where a run starts outside ``zone`` under the open zone map (an
+        emptiness test only: no size)."""
+        P = self.P
+        return SymSet(P, z3.SetDifference(P.run_starts(self.arr), P.zone_pages(zone)))
 
     def __repr__(self) -> str:
         return "<symbolic pages>"

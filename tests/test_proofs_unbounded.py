@@ -21,7 +21,19 @@ from proofs.obligation import Status
 from proofs.render import Kind
 from proofs.symbolic import Executor, SymInt
 from proofs.symset import Pages, SymSet
-from spec.masks import fit_choices, lowest_run
+from spec.masks import (
+    carve_from_block,
+    fit_choices,
+    high_page,
+    largest_run,
+    low_page,
+    lowest_run,
+    mask_of,
+    one_run,
+    runs,
+    starts_outside,
+    zone_of,
+)
 from spec.registry import build_spec
 
 TIMEOUT = 60.0
@@ -106,6 +118,98 @@ def test_choices_stay_inside_the_set_they_pick_from() -> None:
     assert _holds(P, path, z3.IsSubset(area.arr, free.arr))
     assert _holds(P, path, area.bit_count().expr == 2)
     assert _holds(P, path, z3.And(z3.IsSubset(run.arr, free.arr), run.bit_count().expr >= 1))
+
+
+def _runs_starts(mask: int) -> int:
+    return mask & ~(mask << 1)
+
+
+def test_page_structure_functions_keep_the_specs_meaning() -> None:
+    """The ``spec.masks`` functions the page sets answer, on ints: exactly what the percpu
+    spec computed inline before (brute force over every 6-page mask)."""
+    for m in range(1 << 6):
+        runs_ = list(runs(m))
+        assert largest_run(m) == max((n for _, n in runs_), default=0)
+        assert one_run(m) == (len(runs_) <= 1)
+        if m:
+            assert high_page(m) == max(p for p in range(6) if m >> p & 1)
+        for z, zone_mask in ((0, 0b000111), (1, 0b111000)):
+            wrong = starts_outside(m, z, zone_mask)
+            assert wrong == sum(1 << s for s, _ in runs_ if not zone_mask >> s & 1)
+        for chunk_start, chunk_pages in ((0, 2), (3, 2)):
+            chunk = mask_of(chunk_start, chunk_pages)
+            if chunk & ~m:
+                continue
+            block = next(mask_of(s, n) for s, n in runs_ if mask_of(s, n) & chunk)
+            for pages, align in ((1, 1), (2, 1), (1, 2), (2, 4)):
+                start = low_page(block)
+                area = mask_of(-(-start // align) * align, pages)
+                want = 0 if area & ~block else area
+                assert carve_from_block(m, chunk, pages, align) == want
+    assert [zone_of(p, 3, 2) for p in range(8)] == [0, 0, 0, 1, 1, 1, 0, 0]
+
+
+def test_run_start_lemmas_never_contradict_true_run_starts() -> None:
+    """``Pages.run_starts`` on random 6-page masks and areas: the lemmas of a union, an
+    intersection and a difference by an area are consistent with the true run starts (sound),
+    and they bound the run starts of an area joined to a set by the set's and the area's
+    first page (what keeping a zone's runs in the zone needs)."""
+    rng = random.Random(11)
+    pages = 6
+    for n in range(30):
+        ex = Executor(width=64)
+        P = Pages(ex, (1 << pages) - 1)
+        a, b = rng.randrange(1 << pages), rng.randrange(1 << pages)
+        lo = rng.randrange(pages)
+        size = rng.randrange(1, pages - lo + 1)
+        area = mask_of(lo, size)
+        A, pa = _concrete(P, f"a{n}", a, pages)
+        B, pb = _concrete(P, f"b{n}", b, pages)
+        R = P.area(f"r{n}", SymInt(ex, ex.const(lo)), size)
+        assert R.end is not None
+        pr = [z3.Select(R.arr, p) == bool(area >> p & 1) for p in range(pages)]
+        known = [*pa, *pb, *pr, P.size(A.arr) == a.bit_count(), P.size(B.arr) == b.bit_count(),
+                 R.end == lo + size]
+        for got, want in ((A | B, a | b), (A & B, a & b), (A & ~R, a & ~area), (A | R, a | area),
+                          (R, area)):
+            st = P.run_starts(got.arr)
+            truth = z3.And([z3.Select(st, p) == bool(_runs_starts(want) >> p & 1)
+                            for p in range(pages + 1)])
+            assert _possible(P, known, truth), (a, b, area, want)
+        bound = z3.SetAdd(P.run_starts(A.arr), z3.BitVecVal(lo, 64))
+        assert _holds(P, known, z3.IsSubset(P.run_starts((A | R).arr), bound))
+
+
+def test_a_page_set_answers_the_percpu_specs_decisions() -> None:
+    """The largest run is some length up to the size (0 exactly when empty); a carve from the
+    merged block is an area of the size inside it, or nothing; an area's zone is a zone of the
+    open zone map, and a run that starts outside zone z is caught by ``starts_outside``."""
+    ex = Executor(width=64)
+    ex.prune = False
+    P = Pages(ex, 0xF)
+    cache = P.input("cache")
+
+    def run() -> tuple[object, object]:
+        return largest_run(cache), carve_from_block(cache, 0, 2, 1)  # type: ignore[arg-type]
+
+    paths = ex.explore(run)
+    assert len(paths) == 2  # carved, or not
+    outcomes = [p.value[1] for p in paths]
+    carved = next(x for x in outcomes if isinstance(x, SymSet))
+    assert 0 in outcomes
+    cond = next(p for p in paths if p.value[1] is carved).condition
+    longest = paths[0].value[0]
+    assert isinstance(longest, SymInt)
+    assert _holds(P, cond, z3.And(z3.IsSubset(carved.arr, cache.arr),
+                                  carved.bit_count().expr == 2))
+    assert _holds(P, cond, (longest.expr == 0) == (cache.arr == P.empty.arr))
+    assert _holds(P, cond, longest.expr <= cache.bit_count().expr)
+    lo = carved.low_page()
+    z = zone_of(lo, 3, 2)  # type: ignore[arg-type]
+    assert isinstance(z, SymInt) and z.bounds == (0, 1)
+    bad = starts_outside(carved, 1, 0)  # type: ignore[arg-type]
+    assert _holds(P, [*cond, z.expr == 1], (bad == 0).expr)
+    assert _possible(P, [*cond, z.expr == 0], (bad != 0).expr)
 
 
 def test_a_page_set_stands_only_for_masks_of_every_size() -> None:
@@ -226,3 +330,80 @@ def test_strengthening_is_found_again() -> None:
     r = unbounded.check_facts(mined.spec, facts, TIMEOUT, mined.flow.reach)
     assert r.status is Status.PROVED, r.text()
     assert stats["kept"] == len(facts) < stats["houdini_left"]
+
+
+# ---------------------------------------------------------------------------- percpu
+@pytest.fixture(scope="module")
+def percpu_mined() -> induction.Mined:
+    return induction.mine_facts("percpu", TIMEOUT)
+
+
+def test_percpu_steps_run_on_page_sets(percpu_mined: induction.Mined) -> None:
+    """Every step of the percpu spec (per-zone masks, a purge's detached list per zone, the
+    decisions from page structure) runs on states over page sets, and the facts by zone are
+    kept where the facts by page of the 5-page instance are not."""
+    spec = percpu_mined.spec
+    prover = unbounded.SetProver(spec, setstate.base_facts(spec), TIMEOUT,
+                                 reach=percpu_mined.flow.reach)
+    assert len(prover.paths()) > 400
+    keep, gone = setstate.expressible(percpu_mined.facts, prover.S)
+    kept = {f.name.rsplit(": ", 1)[-1] for f in keep}
+    assert any(n.startswith("T1.slot a starts in zone 1") for n in kept)
+    assert any("within busy:zone1 if it starts in zone 1" in n for n in kept)
+    assert any(n.startswith("runs of T0.purge lists[0] start in zone 0") for n in kept)
+    assert any("unless it starts within pages" in f.name for f in gone)
+    assert not any("unless it starts within pages" in f.name for f in keep)
+
+
+def _placement_after_insert(spec: object, zone: int) -> tuple[Pages, z3.BoolRef,
+                                                               list[z3.BoolRef]]:
+    """Placement before and after an area is added to zone 0's busy set (every other busy and
+    lazy set empty), with the area's first page in ``zone`` under the open zone map."""
+    prover = unbounded.SetProver(spec, [], TIMEOUT)  # type: ignore[arg-type]
+    S, P = prover.S, prover.P
+    placement = next(f for f in setstate.base_facts(spec)  # type: ignore[arg-type]
+                     if f.name == "placement")
+    names = [f.name for f in spec.global_fields]  # type: ignore[attr-defined]
+
+    def with_busy0(busy0: SymSet) -> tuple[object, ...]:
+        t = list(S.state())
+        for i, name in enumerate(names):
+            if name.startswith(("busy:", "lazy:")):
+                t[i] = busy0 if name == "busy:zone0" else P.empty
+        return tuple(t)
+
+    before = P.input("busy0")
+    area = P.area("A", S.ex.input("A.lo", Kind.COUNT, 0, 1 << 40), 2)
+    pre = setstate.formula_of(S.ex, placement, with_busy0(before), spec)  # type: ignore[arg-type]
+    post = setstate.formula_of(S.ex, placement, with_busy0(before | area),  # type: ignore[arg-type]
+                               spec)
+    where = zone_of(area.low_page(), 3, 2)  # type: ignore[arg-type]
+    return P, post, [pre, where.expr == zone]
+
+
+@pytest.mark.parametrize("zone", [0, 1])
+def test_placement_over_page_sets_catches_an_area_put_in_the_wrong_zone(
+        percpu_mined: induction.Mined, zone: int) -> None:
+    """Adding an area that starts in zone 0 to zone 0's busy set keeps placement at every
+    address (the run-start lemmas bound the new runs by the old ones and the area's first
+    page); adding one that starts in zone 1 can break it."""
+    P, post, cond = _placement_after_insert(percpu_mined.spec, zone)
+    if zone == 0:
+        assert _holds(P, cond, post)
+    else:
+        assert _possible(P, cond, z3.Not(post))
+
+
+@pytest.mark.slow
+def test_facts_by_zone_make_percpu_inductive_on_its_instance(
+        percpu_mined: induction.Mined) -> None:
+    """Without the facts that name pages of the instance, the facts that mean something at
+    every address (by zone, runs, equal sets) still make the percpu spec's invariants inductive
+    on its 5-page instance: the first stage of the page-set search, and a necessary condition
+    for it (a step that breaks a fact there breaks it over page sets)."""
+    spec = percpu_mined.spec
+    keep, _ = setstate.expressible(percpu_mined.facts,
+                                   setstate.SetStates(spec, TIMEOUT))
+    left, cti = unbounded._bounded_houdini(percpu_mined, keep, TIMEOUT)  # noqa: SLF001
+    assert cti is None, cti
+    assert len(left) > 1000
