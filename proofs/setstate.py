@@ -148,9 +148,9 @@ def page_sets(xs: Sequence[Any]) -> list[SymSet]:
 
 def describe(spec: Spec, P: Pages, m: z3.ModelRef, s: State,
              sizes: dict[int, int] | None = None) -> dict[str, str]:
-    """The state ``s`` in model ``m``: counters as numbers, page sets by size (from ``sizes``,
-    by the id of the set's term, where given), areas by size and first page, positions with
-    their text."""
+    """The state ``s`` in model ``m``: the managed range's size, counters as numbers, page sets
+    by size (from ``sizes``, by the id of the set's term, where given), areas by size and
+    first page, positions with their text."""
     known = sizes or {}
 
     def size(arr: z3.ArrayRef) -> int | None:
@@ -182,7 +182,9 @@ def describe(spec: Spec, P: Pages, m: z3.ModelRef, s: State,
             return "(" + ", ".join(val(y) for y in x) + ")"
         return str(x)
 
-    out = {f.name: val(v) for f, v in zip(spec.global_fields, s[: spec.G], strict=True)}
+    # The managed range first: the owners' sizes add up to it.
+    out = {"managed": val(P.managed)}
+    out.update((f.name, val(v)) for f, v in zip(spec.global_fields, s[: spec.G], strict=True))
     for k, a in enumerate(spec.actor_index):
         who = spec.actor_names[k]
         names = {j: f"slot {n}" for n, j in spec.slot_index[k].items()}

@@ -61,6 +61,7 @@ from .setstate import (
     page_sets,
 )
 from .stepcase import Raised, runner
+from .symset import SymSet
 
 log = logging.getLogger("proofs.unbounded")
 
@@ -281,13 +282,14 @@ class SetProver:
         s, paths = self.case(k, p)
         path = paths[i]
         states = [s, *(path.value if isinstance(path.value, list) else [])]
-        shown = {x.arr.get_id(): x.arr for x in page_sets(states)}
+        shown = {x.arr.get_id(): x.arr for x in [self.P.managed, *page_sets(states)]}
         consts = {n: z3.Int(f"size of shown set {n}") for n in shown}
         post = [c for f, c in self.post(k, p, i) if f is broken]
         pc_k = self.g[self.spec.actor_index[k]][PC]
         parts = [*self.ex._pre, pc_k.expr == p, *path.condition,  # noqa: SLF001
                  *(self.pre[id(f)] for f in self.live() if at_step(f, k, p)),
                  *(consts[n] == self.P.size(arr) for n, arr in shown.items()),
+                 self._conserved(s),
                  z3.Not(z3.And(*post)) if broken is not None else z3.BoolVal(True)]
         # The plain SMT core, without the preprocessing that solves variables away: a model
         # that gives an eliminated counter as a term over ``card`` cannot be printed.
@@ -303,6 +305,17 @@ class SetProver:
             if isinstance(v, z3.IntNumRef):
                 sizes[n] = v.as_long()
         return m, sizes
+
+    def _conserved(self, s: State) -> z3.BoolRef:
+        """The managed range's size is the size of the union of the owners' pages in ``s``.
+        Implied by the ownership check before the step (the two are equal sets); said as a size
+        so that the lemmas of the union's size come in and the sizes shown add up."""
+        acc: Any = 0
+        for _, m in self.spec.owners(s):
+            acc = acc | m
+        if not isinstance(acc, SymSet):
+            return z3.BoolVal(True)
+        return self.P.size(self.P.managed.arr) == self.P.size(acc.arr)
 
     def run(self) -> SetCti | None:
         """Houdini: drop what breaks until nothing does; a broken spec check is a CTI."""

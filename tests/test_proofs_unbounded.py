@@ -286,6 +286,14 @@ def test_one_conjunct_left_out_gives_a_counterexample_to_induction(stored: tuple
     assert r.detail.startswith("counterexample to induction: T0 breaks")
     before = [n for n in r.notes if n.startswith("before: ")]
     assert before and "free = " in before[0] and "T0.pc = " in before[0]
+    # The managed range has a size, and the owners' pages add up to it (conservation).
+    sizes = dict(part.split(" = ", 1) for part in before[0][len("before: "):].split(", ")
+                 if " = " in part)
+    managed = int(sizes["managed"].split()[0])
+    owners = [v for k, v in sizes.items() if k in ("free", "busy", "lazy", "purge list")
+              or k.endswith(".hand")]
+    held = sum(int(v.split()[0]) for v in owners if v != "-")
+    assert managed == held, before[0]
     after = [n for n in r.notes if n.startswith("after: ")]
     assert after and "T0.pc = " in after[0]  # the step moved T0 on
 
