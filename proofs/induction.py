@@ -35,8 +35,8 @@ Limits.  The spec is built for the coverage scenario's threads and operations an
 (``percpu_coverage_params``: two zones of three pages over five) and the extra start states of
 ``proofs.facts.start_states``; positions the flow reaches but no mined state does (a lookup
 that misses the zone it starts in, a retry that fails) get template candidates that Houdini and
-the concrete runs settle.  It takes about a minute on two cores (some 6,500 candidates, about
-1,100 queries), which with the rest of the proof job is over its minute, so it is not an
+the concrete runs settle.  It takes about 80 s (some 8,700 mined facts, about 1,100
+queries), which with the rest of the proof job is over its minute, so it is not an
 obligation yet.  The ``nodes`` spec keeps lazy areas and pools as lists of area codes whose
 length varies, which this encoding does not model (``Layout`` rejects it).
 
