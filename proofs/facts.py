@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spec.compile import Spec
-from spec.masks import AREA_SHIFT, fmt, low_page, one_run, starts_outside
+from spec.masks import AREA_SHIFT, fmt, low_page, one_run, starts_outside, zone_masks
 from spec.protocol import HELD, PC
 
 from .flow import Flow
@@ -189,15 +189,6 @@ def _runs_in_zone(t: Get, z: int, zone_mask: int) -> Get:
     return lambda s: starts_outside(t(s), z, zone_mask) == 0
 
 
-def _no_zone(page: int) -> int:
-    return 0
-
-
-def _zone_mask(spec: Spec, z: int) -> int:
-    assert spec.zones is not None
-    return sum(1 << p for p in range(spec.pages) if spec.zones[1](p) == z)
-
-
 def _tag_const(x: Get, c: int) -> Get:
     return lambda s: x(s) & TAG_MASK == c
 
@@ -259,6 +250,11 @@ def candidate_facts(spec: Spec, lay: Layout, states: Sequence[State],
     starts: dict[tuple[int, int, str], int] = {}
     local_terms = [lay.terms(k) for k in range(n_actors)]
     gterms = lay.global_terms()
+    # A sharded spec's zones, each with its pages in this instance, and its zone of a page.
+    zones: list[tuple[int, int]] = []
+    if spec.zones is not None:
+        n_zones, zone_of = spec.zones
+        zones = list(enumerate(zone_masks(zone_of, n_zones, spec.pages)))
     for st in states:
         for k, a in enumerate(spec.actor_index):
             pc = st[a][PC]
@@ -348,8 +344,7 @@ def candidate_facts(spec: Spec, lay: Layout, states: Sequence[State],
                         add(f"{t.name} within {u.name} unless it starts within pages "
                             f"{fmt(off)}", {t.field, u.field}, _within_unless(t.get, u.get, off))
                 # The same by zone, not by page: these mean something at every address.
-                n_zones, zone_of = spec.zones if spec.zones is not None else (0, _no_zone)
-                for z in range(n_zones):
+                for z, _ in zones:
                     add(f"{t.name} starts in zone {z}", {t.field},
                         _starts_in_zone(t.get, zone_of, z))
                     for u in gterms:
@@ -357,8 +352,7 @@ def candidate_facts(spec: Spec, lay: Layout, states: Sequence[State],
                             {t.field, u.field}, _within_in_zone(t.get, u.get, zone_of, z))
             # Where a zone's areas went (a purge's detached list of zone z): every run of the
             # set starts in that zone.
-            for z in range(spec.zones[0]) if spec.zones is not None else ():
-                zone_mask = _zone_mask(spec, z)
+            for z, zone_mask in zones:
                 for t in mine:
                     if ".slot " not in t.name:
                         add(f"runs of {t.name} start in zone {z}", {t.field},

@@ -82,6 +82,7 @@ class Pages:
         self.zone = z3.Function("zone", self.page, z3.BitVecSort(ex.width))
         self.starts = z3.Function("run starts", set_sort, set_sort)
         self.shape: dict[int, tuple[str, z3.ArrayRef, z3.ArrayRef]] = {}
+        self._zoned: set[int] = set()
         self.areas: dict[int, tuple[z3.ArrayRef, z3.BitVecRef, z3.BitVecRef, z3.ArithRef]] = {}
         self.empty = SymSet(self, z3.EmptySet(self.page))
         self.managed = self.input("managed")
@@ -203,7 +204,7 @@ class Pages:
                     facts.append(z3.IsSubset(st, z3.SetAdd(self.run_starts(a), after[2])))
                     facts += self._interval_at(b)
         elif area is not None:
-            _, first, _, n = area
+            first = area[1]
             facts.append(z3.IsSubset(st, z3.SetAdd(z3.EmptySet(self.page), first)))
         self.lemma(st, *facts)
         return st
@@ -227,7 +228,10 @@ class Pages:
     def page_zone(self, page: z3.BitVecRef, zones: int) -> SymInt:
         """The zone of ``page`` under the open zone map: some zone of the ``zones``."""
         z = self.zone(page)
-        self.ex.assume(z3.ULT(z, zones))
+        if z.get_id() not in self._zoned:  # its range, once per page term
+            self._zoned.add(z.get_id())
+            self._keep.append(z)
+            self.ex.assume(z3.ULT(z, zones))
         return SymInt(self.ex, z, (0, zones - 1))
 
     def meet_size(self, a: z3.ArrayRef, b: z3.ArrayRef) -> z3.ArithRef:

@@ -13,7 +13,7 @@ pages (``proofs.symset``) answers the functions that pick or name pages itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 AREA_SHIFT = 8
 
@@ -86,6 +86,11 @@ def zone_of(page: int, zone_pages: int, zones: int) -> int:
     if not isinstance(page, int) and hasattr(page, "zone_of"):
         return page.zone_of(zones)  # a page of the proofs: its zone under any zone map
     return (page // zone_pages) % zones
+
+
+def zone_masks(zone_of: Callable[[int], int], zones: int, pages: int) -> list[int]:
+    """The pages of each zone, as masks over ``pages`` pages."""
+    return [sum(1 << p for p in range(pages) if zone_of(p) == z) for z in range(zones)]
 
 
 def starts_outside(mask: int, zone: int, zone_mask: int) -> int:

@@ -49,6 +49,7 @@ from .masks import (
     low_page,
     lowest_run,
     starts_outside,
+    zone_masks,
     zone_of,
 )
 from .program import Alloc, ThreadProgram
@@ -427,8 +428,7 @@ class PercpuSpec(GlobalSpec):
         # starts in that zone (a run may extend into later zones).  Bit arithmetic rather than
         # a walk over the runs: the same test, and one that the proofs run on symbolic masks
         # (and on page sets, under any zone map) without a branch per run.
-        zone_pages = [sum(1 << pg for pg in range(self.p.pages) if zone_of(pg) == z)
-                      for z in range(self.n)]
+        zone_pages = zone_masks(zone_of, self.n, self.p.pages)
 
         def make_placement(spec: Spec) -> Callable[[tuple[Any, ...]], str | None]:
             fields = [("busy", z, f) for z, f in enumerate(BUSYZ)] + \
