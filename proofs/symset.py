@@ -79,7 +79,10 @@ class Pages:
         self._names = itertools.count()
         set_sort = z3.ArraySort(self.page, z3.BoolSort())
         # The zone map (``addr_to_cpu`` in pages) left open: the proof holds for every one.
+        # Each zone's pages are a set of their own, tied to the map at every page term the
+        # proof names (a lambda over the map would bring quantifiers into every query).
         self.zone = z3.Function("zone", self.page, z3.BitVecSort(ex.width))
+        self._zone_sets: dict[int, z3.ArrayRef] = {}
         self.starts = z3.Function("run starts", set_sort, set_sort)
         self.shape: dict[int, tuple[str, z3.ArrayRef, z3.ArrayRef]] = {}
         self._zoned: set[int] = set()
@@ -148,6 +151,10 @@ class Pages:
         # starts``), never an offset from ``lo`` (no arithmetic between sizes and pages).
         end = z3.BitVec(f"{name}.end", PAGE_BITS)
         self.areas[arr.get_id()] = (arr, first, end, nn)
+        # Its run starts come with the area itself: a set equal to it (a thread's hand is its
+        # area) has the same starts by congruence, but only if this lemma is in the query.
+        self.lemma(arr, z3.IsSubset(self.run_starts(arr),
+                                    z3.SetAdd(z3.EmptySet(self.page), first)))
         return SymSet(self, arr, SymPage(self, lo.expr, lo.bounds), end)
 
     def choose_area(self, inside: SymSet, n: SymInt | int | None, what: str) -> SymSet:
@@ -222,16 +229,24 @@ class Pages:
         return out
 
     def zone_pages(self, zone: int) -> z3.ArrayRef:
-        p = z3.BitVec("p", PAGE_BITS)
-        return z3.Lambda([p], self.zone(p) == zone)
+        """The pages of ``zone``: a set that agrees with the zone map at every page term
+        ``page_zone`` was asked about.  Elsewhere it is left open, which only admits more
+        states, so what is proved still holds for every zone map."""
+        got = self._zone_sets.get(zone)
+        if got is None:
+            got = self._zone_sets[zone] = z3.Array(f"zone {zone} pages", self.page,
+                                                   z3.BoolSort())
+        return got
 
     def page_zone(self, page: z3.BitVecRef, zones: int) -> SymInt:
         """The zone of ``page`` under the open zone map: some zone of the ``zones``."""
         z = self.zone(page)
-        if z.get_id() not in self._zoned:  # its range, once per page term
+        if z.get_id() not in self._zoned:  # its range and its zone's pages, once per term
             self._zoned.add(z.get_id())
             self._keep.append(z)
             self.ex.assume(z3.ULT(z, zones))
+            for i in range(zones):
+                self.ex.assume((z == i) == z3.Select(self.zone_pages(i), page))
         return SymInt(self.ex, z, (0, zones - 1))
 
     def meet_size(self, a: z3.ArrayRef, b: z3.ArrayRef) -> z3.ArithRef:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,7 @@ from . import certificate, induction
 from .closure import Closure
 from .facts import Fact
 from .facts import base_facts as facts_base
+from .frames import Frames
 from .houdini import Prover, moved_fields
 from .obligation import Obligation, ProofResult, Status
 from .setstate import (
@@ -107,6 +109,10 @@ class SetProver:
         for f in facts:
             for fld in f.reads:
                 self.by_field.setdefault(fld, []).append(f)
+        self.frames = Frames(facts)
+        # A post asked alone from its frame: a proof takes a fraction of a second, so a post
+        # the solver cannot settle in this time is taken as broken (dropping is always sound).
+        self.alone_timeout = min(timeout, 3.0)
 
     def live(self) -> list[Fact]:
         return [f for f in self.facts if id(f) not in self.dropped]
@@ -155,7 +161,8 @@ class SetProver:
             self.posts[key] = got
         return got
 
-    def query(self, k: int, p: int, i: int, pre: list[Fact], post: list[Fact] | None
+    def query(self, k: int, p: int, i: int, pre: list[Fact], post: list[Fact] | None,
+              timeout: float | None = None
               ) -> tuple[z3.CheckSatResult, z3.Solver, list[tuple[Fact | None, z3.BoolRef]]]:
         """Can path ``i`` of step (``k``, ``p``) run from a state satisfying ``pre`` and break
         a fact of ``post`` (None: every live fact)?  A fresh solver per query: it holds only
@@ -169,10 +176,75 @@ class SetProver:
         parts = [*self.ex._pre, pc_k.expr == p, *path.condition,  # noqa: SLF001
                  *(self.pre[id(f)] for f in pre if at_step(f, k, p))]
         solver = z3.Solver()
-        solver.set("timeout", max(1, int(self.timeout * 1000)))
+        solver.set("timeout", max(1, int((timeout or self.timeout) * 1000)))
         solver.add(*self.P.lemmas_for([*parts, goal]), *parts)
         self.queries += 1
         return solver.check(goal), solver, posts
+
+    def live_posts(self, k: int, p: int, i: int) -> list[Fact | None]:
+        """The live facts path ``i`` of step (``k``, ``p``) can break (None: it raises)."""
+        seen: dict[int, Fact | None] = {}
+        for f, _ in self.post(k, p, i):
+            if f is None or id(f) not in self.dropped:
+                seen.setdefault(id(f), f)
+        return list(seen.values())
+
+    def moved(self, k: int, p: int, i: int) -> frozenset[tuple[int, int]]:
+        """The fields path ``i`` of step (``k``, ``p``) can change."""
+        s, paths = self.case(k, p)
+        value = paths[i].value
+        out: frozenset[tuple[int, int]] = frozenset()
+        for s2 in value if isinstance(value, list) else ():
+            out |= moved_fields(s, s2, self.spec)
+        return out
+
+    def prove(self, k: int, p: int, i: int, strict: bool
+              ) -> tuple[set[int], list[Fact | None], z3.ModelRef | None]:
+        """Path ``i`` of step (``k``, ``p``) against the live facts, asked from frames
+        (``proofs.frames``): the ids of the facts its proofs assumed, the posts it breaks
+        (None: the path raises) and a model that breaks the first of them.
+
+        All posts are asked at once from their frame; if that is not a proof, each half from
+        its own, down to single posts.  A single post is asked again from its widened frame
+        with the whole time limit, and then, when it is one of the spec's own checks or when
+        ``strict`` (a check, not a search), from every live fact; otherwise it is reported
+        broken without a model (dropping a fact is always sound)."""
+        used: set[int] = set()
+        broken: list[Fact | None] = []
+        todo = [self.live_posts(k, p, i)]
+        while todo:
+            group = todo.pop()
+            if not group:
+                continue
+            pre = self.frames.of(k, p, group, self.dropped)
+            r, _, _ = self.query(k, p, i, pre, [f for f in group if f is not None],
+                                 self.alone_timeout * (2 if len(group) > 1 else 1))
+            if r == z3.unsat:
+                used |= {id(f) for f in pre}
+            elif len(group) > 1:
+                todo += [group[: len(group) // 2], group[len(group) // 2:]]
+            else:
+                g = group[0]
+                alone = [] if g is None else [g]
+                pre = self.frames.of(k, p, group, self.dropped, self.moved(k, p, i))
+                r, _, _ = self.query(k, p, i, pre, alone)
+                if r == z3.unsat:
+                    used |= {id(f) for f in pre}
+                    continue
+                if not (strict or g is None or g.base):
+                    log.debug("broken (%s) at %s@%d: %s", r, self.spec.actor_names[k], p,
+                              g.name)
+                    broken.append(g)
+                    continue
+                everything = self.live()
+                r, solver, _ = self.query(k, p, i, everything, alone)
+                if r == z3.unsat:
+                    used |= {id(f) for f in everything}
+                elif r == z3.sat:
+                    return used, [g], solver.model()
+                else:
+                    raise TimeoutError(f"solver: {solver.reason_unknown()}")
+        return used, broken, None
 
     def check(self, k: int, p: int, i: int) -> tuple[z3.ModelRef, list[Fact | None]] | None:
         """Query path ``i`` of step (``k``, ``p``) against the live facts: None when it keeps
@@ -207,29 +279,37 @@ class SetProver:
                 for i in range(len(self.case(k, p)[1]))]
 
     def needed(self, k: int, p: int, i: int, post: list[Fact]) -> list[Fact]:
-        """Live facts enough for path ``i`` of step (``k``, ``p``) to keep ``post`` (an
-        unsat core over the live facts; not always the smallest)."""
-        live = [f for f in self.live() if at_step(f, k, p)]
+        """Live facts enough for path ``i`` of step (``k``, ``p``) to keep ``post``: an unsat
+        core over the facts of its frame, or over every live fact if the frame is not enough
+        (not always the smallest core)."""
         path = self.case(k, p)[1][i]
         want = {id(f) for f in post}
         posts = [c for f, c in self.post(k, p, i) if f is None or id(f) in want]
         if not posts:
             return []
+        framed = [f for f in self.frames.of(k, p, post, self.dropped) if at_step(f, k, p)]
+        for pool in (framed, [f for f in self.live() if at_step(f, k, p)]):
+            core = self._core(k, p, path, posts, pool)
+            if core is not None:
+                return core
+        raise TimeoutError("a path breaks the final set when cutting it down")
+
+    def _core(self, k: int, p: int, path: Any, posts: list[z3.BoolRef], pool: list[Fact]
+              ) -> list[Fact] | None:
         pc_k = self.g[self.spec.actor_index[k]][PC]
         goal = z3.Not(z3.And(*(c.expr for c in path.side), *posts))
-        lits = [z3.Bool(f"use{n}") for n in range(len(live))]
+        lits = [z3.Bool(f"use{n}") for n in range(len(pool))]
         parts = [*self.ex._pre, pc_k.expr == p, *path.condition, goal,  # noqa: SLF001
-                 *(z3.Implies(lit, self.pre[id(f)]) for lit, f in zip(lits, live, strict=True))]
+                 *(z3.Implies(lit, self.pre[id(f)]) for lit, f in zip(lits, pool, strict=True))]
         solver = z3.Solver()
         solver.set("timeout", max(1, int(self.timeout * 1000)))
         solver.set("core.minimize", True)
         solver.add(*self.P.lemmas_for(parts), *parts)
         self.queries += 1
-        r = solver.check(*lits)
-        if r != z3.unsat:
-            raise TimeoutError(f"a path breaks the final set when cutting it down: {r}")
+        if solver.check(*lits) != z3.unsat:
+            return None
         core = {str(x) for x in solver.unsat_core()}
-        return [f for lit, f in zip(lits, live, strict=True) if str(lit) in core]
+        return [f for lit, f in zip(lits, pool, strict=True) if str(lit) in core]
 
     def minimise(self) -> list[Fact]:
         """The live facts some path's proof needs, starting from the spec's own checks: the
@@ -253,9 +333,9 @@ class SetProver:
     def check_all(self) -> SetCti | None:
         """Is the conjunction of all the facts inductive as it stands (nothing dropped)?"""
         for k, p, i in self.paths():
-            got = self.check(k, p, i)
-            if got is not None:
-                m, broken = got
+            _, broken, m = self.prove(k, p, i, strict=True)
+            if broken:
+                assert m is not None
                 return self._cti(k, p, i, m, broken[0])
         return None
 
@@ -316,6 +396,37 @@ class SetProver:
         if not isinstance(acc, SymSet):
             return z3.BoolVal(True)
         return self.P.size(self.P.managed.arr) == self.P.size(acc.arr)
+
+    def run_framed(self) -> SetCti | None:
+        """Houdini from frames: drop what a path breaks; ask again only the paths whose
+        proofs assumed a dropped fact.  A broken spec check is a counterexample to induction."""
+        spec = self.spec
+        queue = deque(self.paths())
+        queued = set(queue)
+        users: dict[int, set[tuple[int, int, int]]] = {}
+        done = 0
+        while queue:
+            key = queue.popleft()
+            queued.discard(key)
+            k, p, i = key
+            used, broken, m = self.prove(k, p, i, strict=False)
+            done += 1
+            if m is not None:
+                return self._cti(k, p, i, m, broken[0])
+            for f_id in used:
+                users.setdefault(f_id, set()).add(key)
+            for g in broken:
+                assert g is not None
+                self.dropped.add(id(g))
+                log.debug("drop at %s@%d %r: %s", spec.actor_names[k], p,
+                          spec.step_text[k][p], g.name)
+                for again in users.pop(id(g), ()):
+                    if again not in queued:
+                        queued.add(again)
+                        queue.append(again)
+            self.report(f"Houdini from frames: {done} paths asked, {len(queue)} to go, "
+                        f"{len(self.dropped)} facts dropped")
+        return None
 
     def run(self) -> SetCti | None:
         """Houdini: drop what breaks until nothing does; a broken spec check is a CTI."""
@@ -402,7 +513,7 @@ def strengthen(name: str, timeout: float, report: Callable[[str], None] | None =
             return None, SetCti("-", "initial state", f.name, {}), stats
         prover.dropped.add(id(f))
     say(f"Houdini over {len(keep)} candidates")
-    cti = prover.run()
+    cti = prover.run_framed()
     stats["houdini_left"] = len(prover.live())
     if cti is not None:
         return None, cti, stats

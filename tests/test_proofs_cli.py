@@ -102,9 +102,30 @@ def test_an_obligation_that_raises_is_unknown(monkeypatch: pytest.MonkeyPatch,
     assert "could not check: TypeError" in json.loads(out)["stats"]["verdicts"][0]["detail"]
 
 
+def test_obligations_checked_in_several_processes_keep_order_and_verdicts() -> None:
+    """``--jobs``: each obligation in a worker process; the verdicts are those of one process,
+    in the obligations' order, and one that raises is still Unknown."""
+    from proofs import lazy, runner
+
+    def broken(timeout: float) -> ProofResult:
+        raise TypeError("symbolic value used as an index")
+    obligations = [*lazy.obligations(), Obligation("fit.broken", "fit", "raises", broken),
+                   Obligation("fit.gave-up", "fit", "gives up",
+                              lambda t: ProofResult.unknown("solver: timeout"))]
+    heard: list[str] = []
+    alone = runner.run(obligations, 10.0, jobs=1)
+    apart = runner.run(obligations, 10.0, lambda v: heard.append(v.obligation.name), jobs=2)
+    assert [(v.obligation.name, v.result.status, v.result.detail) for v in apart] == \
+        [(v.obligation.name, v.result.status, v.result.detail) for v in alone]
+    assert [v.result.status.value for v in apart] == ["proved", "proved", "unknown", "unknown"]
+    assert "could not check: TypeError" in apart[2].result.detail
+    assert sorted(heard) == sorted(o.name for o in obligations)
+
+
 @pytest.mark.parametrize("args", [("--only", "nope"), ("--timeout", "0"),
                                   ("--design", "no-such-design"), ("--design", ","),
-                                  ("--strengthen", "nodes")])
+                                  ("--strengthen", "nodes"),
+                                  ("--jobs", "0")])
 def test_usage_errors_exit_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                              args: tuple[str, ...]) -> None:
     code, out, err = run(monkeypatch, capsys, *args)

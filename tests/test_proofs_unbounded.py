@@ -328,6 +328,48 @@ def test_facts_naming_pages_of_the_instance_are_left_out(stored: tuple) -> None:
     assert len(keep) > len(gone)
 
 
+def test_a_frame_holds_what_the_proof_of_a_steps_facts_needs(stored: tuple) -> None:
+    """The frame of a step of T0 at p: the facts about no position, T0's at p, and for a fact
+    of T1 at q that the step can break, T1's facts at q; not T1's facts elsewhere."""
+    mined, facts, _ = stored
+    prover = unbounded.SetProver(mined.spec, facts, TIMEOUT, reach=mined.flow.reach)
+    for k, p, i in prover.paths():
+        posts = prover.live_posts(k, p, i)
+        other = [g for g in posts if g is not None and g.actor not in (None, k)]
+        if k == 0 and other:
+            break
+    else:
+        raise AssertionError("no step of T0 can break a fact of another actor")
+    frame = {id(f) for f in prover.frames.of(k, p, posts)}
+    assert all(id(f) in frame for f in facts if f.base or f.actor is None)
+    assert all(id(f) in frame for f in facts if f.actor == k and f.pc == p)
+    g = other[0]
+    assert all(id(f) in frame for f in facts if f.actor == g.actor and f.pc == g.pc)
+    asked = {(h.actor, h.pc) for h in posts if h is not None}
+    elsewhere = [f for f in facts if f.actor == g.actor and (f.actor, f.pc) not in asked
+                 and not any(who == g.actor for who, _ in
+                             (r for h in posts if h is not None and h.actor is None
+                              for r in h.reads))]
+    assert elsewhere and not any(id(f) in frame for f in elsewhere)
+    # A frame without the facts it names drops them too (what Houdini dropped stays out).
+    assert not any(id(f) in {id(x) for x in prover.frames.of(k, p, posts, frame)}
+                   for f in facts)
+
+
+def test_houdini_from_frames_drops_what_breaks_and_keeps_what_holds(stored: tuple) -> None:
+    """With a fact that the first allocation breaks ("busy is empty", true initially) added
+    to the stored strengthening, Houdini from frames drops that fact, keeps every stored one
+    and finds no counterexample to induction."""
+    mined, facts, _ = stored
+    spec = mined.spec
+    busy = next(i for i, f in enumerate(spec.global_fields) if f.name == "busy")
+    empty = Fact("busy is empty", None, None, frozenset({(-1, busy)}), lambda s: s[busy] == 0)
+    prover = unbounded.SetProver(spec, [*facts, empty], TIMEOUT, reach=mined.flow.reach)
+    assert unbounded.initial_breaks(prover, [empty]) == []
+    assert prover.run_framed() is None
+    assert [f.name for f in prover.live()] == [f.name for f in facts]
+
+
 @pytest.mark.slow
 def test_strengthening_is_found_again() -> None:
     """The search (Houdini over page sets, then the facts the proofs use) ends in a set the

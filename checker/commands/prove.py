@@ -21,6 +21,7 @@ Relies on ``proofs`` (obligations, runner), ``spec.registry``, ``checker.model_c
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -146,9 +147,12 @@ def _table(verdicts: Sequence[Verdict], total: float) -> Table:
               type=click.Choice(unbounded.SPECS),
               help="Search again for the facts that make SPEC's invariants inductive and "
                    "store them for the induction obligation (takes minutes).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Obligations checked at once, each in its own process "
+                   "[default: the number of CPUs].")
 @json_option
 def command(only: tuple[str, ...], junit_file: str | None, timeout: float, designs: str,
-            strengthen: str | None, as_json: bool) -> None:
+            strengthen: str | None, jobs: int | None, as_json: bool) -> None:
     """Prove the allocator's arithmetic, lock order and spec invariants for all inputs."""
     if strengthen is not None:
         _strengthen(strengthen, timeout, as_json)
@@ -170,6 +174,7 @@ def command(only: tuple[str, ...], junit_file: str | None, timeout: float, desig
         if parent.exists() and not parent.is_dir():
             raise click.BadParameter(f"{parent} is not a directory", param_hint="--junit")
 
+    workers = jobs or os.cpu_count() or 1
     t0 = time.monotonic()
     if progress_enabled():
         with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
@@ -178,9 +183,9 @@ def command(only: tuple[str, ...], junit_file: str | None, timeout: float, desig
 
             def step(v: Verdict) -> None:
                 bar.update(task, advance=1, description=f"proved {v.obligation.name}")
-            verdicts = run(chosen, timeout, step)
+            verdicts = run(chosen, timeout, step, workers)
     else:
-        verdicts = run(chosen, timeout)
+        verdicts = run(chosen, timeout, jobs=workers)
     total = time.monotonic() - t0
 
     findings = [Finding("lock-order" if v.obligation.theme == "lock-order" else "counterexample",
@@ -190,7 +195,8 @@ def command(only: tuple[str, ...], junit_file: str | None, timeout: float, desig
     outcome = (Outcome.VIOLATION if findings else
                Outcome.INCOMPLETE if unknown else Outcome.OK)
     counts = {s.value: sum(1 for v in verdicts if v.result.status is s) for s in Status}
-    result = Result("prove", config={"only": list(only), "timeout": timeout, "designs": names},
+    result = Result("prove", config={"only": list(only), "timeout": timeout, "designs": names,
+                                     "jobs": workers},
                     outcome=outcome,
                     stats={**counts, "obligations": len(verdicts), "seconds": round(total, 3),
                            "verdicts": [v.to_json() for v in verdicts]},
