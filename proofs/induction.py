@@ -141,8 +141,9 @@ class Mined:
     cases: dict[tuple[int, int], StepCase]
 
 
-def mine_facts(name: str, timeout: float, cover: Coverage | None = None) -> Mined:
-    """Build spec ``name`` for its coverage scenario and mine candidate facts from it."""
+def candidates(name: str, timeout: float, cover: Coverage | None = None) -> Mined:
+    """Build spec ``name`` for its coverage scenario and propose its candidate facts (all of
+    them, not mined: what a check of stored facts selects from)."""
     cover = cover or coverage(name)
     spec = build_spec(name, cover.params)
     lay = Layout(spec)
@@ -159,8 +160,14 @@ def mine_facts(name: str, timeout: float, cover: Coverage | None = None) -> Mine
     flow = analyse(spec, case)
     states = reachable(spec, starts=start_states(spec, cover.moved))
     cands = candidate_facts(spec, lay, states, flow)
-    mined = prune_redundant(mine(spec, cands, states), positions(spec, states))
-    return Mined(spec, flow, states, len(cands), mined, cases)
+    return Mined(spec, flow, states, len(cands), cands, cases)
+
+
+def mine_facts(name: str, timeout: float, cover: Coverage | None = None) -> Mined:
+    """Build spec ``name`` for its coverage scenario and mine candidate facts from it."""
+    m = candidates(name, timeout, cover)
+    mined = prune_redundant(mine(m.spec, m.facts, m.states), positions(m.spec, m.states))
+    return Mined(m.spec, m.flow, m.states, m.candidates, mined, m.cases)
 
 
 def strengthen(name: str, timeout: float,

@@ -2,8 +2,9 @@
 
 ``arithmetic_obligations`` are the themes that need nothing from outside (fit, coalesce, nodes,
 lazy); lock-order and induction obligations are built by the caller, which knows where their
-edges and specs come from, and appended.  ``run`` checks each obligation in turn and never lets
-one crash the job: an obligation that raises is Unknown (not a pass) with the error as reason.
+edges and specs come from, and appended.  ``run`` checks the obligations, one per worker process
+when asked for several (forked: obligations hold closures), and never lets one crash the job: an
+obligation that raises is Unknown (not a pass) with the error as reason.
 
 Relies on the theme modules and ``proofs.obligation``.
 """

@@ -33,10 +33,13 @@ by lemmas true of every set: starts lie in the set; a run of a union or an inter
 where a run of a part does; a run of ``a \\ area`` starts where one of ``a`` does or at the
 area's end page.  An area is an interval there: its one run starts at its first page, its last
 page is in it, its end page is not, and another area that holds that end page either starts
-there or holds the page before (contiguity, at the pages the lemmas name).  A page's zone
-(``addr_to_cpu``) is an open function of the page into the spec's zones, so a proof holds for
-every way of dealing pages to zones; "a run starts outside zone z" is an emptiness test on
-``run starts(m) \\ {p : zone(p) = z}``.  The largest run is some length up to the size, a
+there or holds the page before (contiguity, at the pages the lemmas name); a query that asks
+about run starts gets that lemma of every area it mentions (a set equal to an area shares its
+starts by congruence).  A page's zone (``addr_to_cpu``) is an open function of the page into
+the spec's zones, so a proof holds for every way of dealing pages to zones; each zone's pages
+are a set of their own, tied to the map at every page term whose zone the spec asks (a lambda
+over the map would bring quantifiers into every query), and "a run starts outside zone z" is
+an emptiness test on ``run starts(m) \\ zone z pages``.  The largest run is some length up to the size, a
 carve from the merged block any area of the size inside it or nothing.
 
 Relies on ``z3``, ``proofs.symint`` (sizes and page numbers are ``SymInt``\\ s) and the area-code
@@ -83,6 +86,7 @@ class Pages:
         # proof names (a lambda over the map would bring quantifiers into every query).
         self.zone = z3.Function("zone", self.page, z3.BitVecSort(ex.width))
         self._zone_sets: dict[int, z3.ArrayRef] = {}
+        self._area_starts: dict[int, z3.BoolRef] = {}
         self.starts = z3.Function("run starts", set_sort, set_sort)
         self.shape: dict[int, tuple[str, z3.ArrayRef, z3.ArrayRef]] = {}
         self._zoned: set[int] = set()
@@ -111,22 +115,34 @@ class Pages:
         self._lemmas.setdefault(c.get_id(), []).extend(facts)
 
     def lemmas_for(self, formulas: list[z3.BoolRef]) -> list[z3.BoolRef]:
-        """Every lemma about a size term the formulas mention, and those its lemmas mention."""
+        """Every lemma about a size term the formulas mention, and those its lemmas mention;
+        when they ask about run starts, the run starts of every area they mention too."""
         out: list[z3.BoolRef] = []
         seen: set[int] = set()
         todo: list[z3.ExprRef] = list(formulas)
         done_terms: set[int] = set()
+        areas: list[int] = []
+        asks_starts = False
         while todo:
-            x = todo.pop()
-            i = x.get_id()
-            if i in seen:
-                continue
-            seen.add(i)
-            if i in self._lemmas and i not in done_terms:
-                done_terms.add(i)
-                out += self._lemmas[i]
-                todo += self._lemmas[i]
-            todo.extend(x.children())
+            while todo:
+                x = todo.pop()
+                i = x.get_id()
+                if i in seen:
+                    continue
+                seen.add(i)
+                if i in self._lemmas and i not in done_terms:
+                    done_terms.add(i)
+                    out += self._lemmas[i]
+                    todo += self._lemmas[i]
+                if i in self._area_starts:
+                    areas.append(i)
+                elif not asks_starts and z3.is_app(x) and x.decl().eq(self.starts):
+                    asks_starts = True
+                todo.extend(x.children())
+            if asks_starts:
+                todo += [self._area_starts[i] for i in areas]
+                out += [self._area_starts[i] for i in areas]
+                areas = []
         return out
 
     # ------------------------------------------------------------------ sets
@@ -151,10 +167,12 @@ class Pages:
         # starts``), never an offset from ``lo`` (no arithmetic between sizes and pages).
         end = z3.BitVec(f"{name}.end", PAGE_BITS)
         self.areas[arr.get_id()] = (arr, first, end, nn)
-        # Its run starts come with the area itself: a set equal to it (a thread's hand is its
-        # area) has the same starts by congruence, but only if this lemma is in the query.
-        self.lemma(arr, z3.IsSubset(self.run_starts(arr),
-                                    z3.SetAdd(z3.EmptySet(self.page), first)))
+        # Its run starts come with the area in a query that asks about run starts at all: a
+        # set equal to it (a thread's hand is its area) has the same starts by congruence,
+        # but only if this lemma is in the query.  Left out of the others, where the starts
+        # function over arrays only makes a model harder to find.
+        self._area_starts[arr.get_id()] = z3.IsSubset(
+            self.run_starts(arr), z3.SetAdd(z3.EmptySet(self.page), first))
         return SymSet(self, arr, SymPage(self, lo.expr, lo.bounds), end)
 
     def choose_area(self, inside: SymSet, n: SymInt | int | None, what: str) -> SymSet:

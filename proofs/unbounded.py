@@ -12,7 +12,9 @@ exclusion; and the design's invariants, ``vmap_lazy_nr`` and allocated areas in 
 strengthened with the candidate facts of ``proofs.facts`` mined from the coverage instance's
 reachable states, minus those that name particular pages of the instance (no meaning over the
 whole space: ``expressible``).  ``strengthen`` prunes them by Houdini over the page-set steps
-and keeps the facts some step's proof uses (unsat cores, ``SetProver.minimise``); the result is
+(``SetProver.run_framed``: each query assumes only the step's frame, ``proofs.frames``, and a
+path is asked again only when a fact its proof assumed was dropped) and keeps the facts some
+step's proof uses (unsat cores, ``SetProver.minimise``); the result is
 stored (``proofs.certificate``) and ``check``, the obligation, proves the stored facts
 inductive without searching.  A step that breaks a fact from a state satisfying all of them is
 a counterexample to induction, printed as the spec state before (counters, sizes of the page
@@ -24,12 +26,14 @@ sizes rest on the lemmas of ``proofs.symset``, facts about runs and zones on its
 lemmas.  Before the page-set Houdini, ``strengthen`` runs Houdini on the coverage instance's
 page masks over the same facts (``_bounded_houdini``): what breaks there breaks over page sets
 too, and it costs milliseconds a query instead of seconds.  The ``percpu`` spec's steps run on
-page sets (every path of its coverage scenario), but its strengthening is not found yet; the
+page sets (every path of its coverage scenario), but its strengthening is not found yet (from
+frames, a query that proves takes a fraction of a second, but one whose answer is a broken
+fact often does not come back within ``alone_timeout``, and there are thousands of facts); the
 ``nodes`` spec keeps lists of area codes of varying length, which ``SetStates`` rejects.
 
 Relies on ``spec`` (compile, protocol), ``proofs.setstate`` (the states, facts on them, their
-printing), ``proofs.facts``, ``proofs.induction`` (mining), ``proofs.certificate`` and
-``proofs.stepcase`` (running a step).
+printing), ``proofs.facts``, ``proofs.frames``, ``proofs.induction`` (mining),
+``proofs.certificate`` and ``proofs.stepcase`` (running a step).
 """
 
 from __future__ import annotations
@@ -206,9 +210,9 @@ class SetProver:
 
         All posts are asked at once from their frame; if that is not a proof, each half from
         its own, down to single posts.  A single post is asked again from its widened frame
-        with the whole time limit, and then, when it is one of the spec's own checks or when
-        ``strict`` (a check, not a search), from every live fact; otherwise it is reported
-        broken without a model (dropping a fact is always sound)."""
+        (briefly); then, when it is one of the spec's own checks or when ``strict`` (a check,
+        not a search), from the widened frame with the whole time limit and from every live
+        fact; otherwise it is reported broken without a model (dropping is always sound)."""
         used: set[int] = set()
         broken: list[Fact | None] = []
         todo = [self.live_posts(k, p, i)]
@@ -227,7 +231,7 @@ class SetProver:
                 g = group[0]
                 alone = [] if g is None else [g]
                 pre = self.frames.of(k, p, group, self.dropped, self.moved(k, p, i))
-                r, _, _ = self.query(k, p, i, pre, alone)
+                r, _, _ = self.query(k, p, i, pre, alone, self.alone_timeout * 2)
                 if r == z3.unsat:
                     used |= {id(f) for f in pre}
                     continue
@@ -236,10 +240,13 @@ class SetProver:
                               g.name)
                     broken.append(g)
                     continue
-                everything = self.live()
-                r, solver, _ = self.query(k, p, i, everything, alone)
+                # The widened frame with the whole time limit, then every live fact.
+                for asked in (pre, self.live()):
+                    r, solver, _ = self.query(k, p, i, asked, alone)
+                    if r != z3.unknown:
+                        break
                 if r == z3.unsat:
-                    used |= {id(f) for f in everything}
+                    used |= {id(f) for f in asked}
                 elif r == z3.sat:
                     return used, [g], solver.model()
                 else:
@@ -280,16 +287,20 @@ class SetProver:
 
     def needed(self, k: int, p: int, i: int, post: list[Fact]) -> list[Fact]:
         """Live facts enough for path ``i`` of step (``k``, ``p``) to keep ``post``: an unsat
-        core over the facts of its frame, or over every live fact if the frame is not enough
+        core over the facts of its frame, else of its widened frame, else of every live fact
         (not always the smallest core)."""
         path = self.case(k, p)[1][i]
         want = {id(f) for f in post}
         posts = [c for f, c in self.post(k, p, i) if f is None or id(f) in want]
         if not posts:
             return []
-        framed = [f for f in self.frames.of(k, p, post, self.dropped) if at_step(f, k, p)]
-        for pool in (framed, [f for f in self.live() if at_step(f, k, p)]):
-            core = self._core(k, p, path, posts, pool)
+        def framed() -> list[Fact]:
+            return self.frames.of(k, p, post, self.dropped)
+
+        def widened() -> list[Fact]:
+            return self.frames.of(k, p, post, self.dropped, self.moved(k, p, i))
+        for pool in (framed, widened, self.live):
+            core = self._core(k, p, path, posts, [f for f in pool() if at_step(f, k, p)])
             if core is not None:
                 return core
         raise TimeoutError("a path breaks the final set when cutting it down")
@@ -545,7 +556,10 @@ def check(name: str, timeout: float) -> ProofResult:
     if cert is None:
         return ProofResult.unknown(f"no stored strengthening of the {name} spec; run "
                                    f"`vmapcheck prove --strengthen {name}`")
-    mined = induction.mine_facts(name, timeout)
+    # The stored facts are taken from the candidates as the spec proposes them now; whether
+    # they hold in the reachable states (mining) does not matter to the proof, only that
+    # Init => Inv and every step keeps them.
+    mined = induction.candidates(name, timeout)
     spec = mined.spec
     try:
         facts = cert.select([*base_facts(spec), *mined.facts])

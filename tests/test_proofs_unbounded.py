@@ -212,6 +212,26 @@ def test_a_page_set_answers_the_percpu_specs_decisions() -> None:
     assert _possible(P, [*cond, z.expr == 0], (bad != 0).expr)
 
 
+def test_a_set_equal_to_an_area_starts_where_the_area_does() -> None:
+    """A thread's hand that is its area has one run, starting at the area's first page, so
+    its runs start in that page's zone (the area's run-start lemma comes into any query that
+    asks about run starts); a hand that is only as large as the area can start anywhere."""
+    ex = Executor(width=64)
+    ex.prune = False
+    P = Pages(ex, 0xF)
+    area = P.area("A", ex.input("A.lo", Kind.COUNT, 0, 1 << 40), 2)
+    hand = P.input("hand")
+    z = zone_of(area.low_page(), 3, 2)  # type: ignore[arg-type]
+    in_zone = (starts_outside(hand, 0, 0) == 0).expr  # type: ignore[arg-type]
+    assert _holds(P, [hand.arr == area.arr, z.expr == 0], in_zone)
+    assert _possible(P, [hand.bit_count().expr == 2, z.expr == 0], z3.Not(in_zone))
+    # The zones are sets tied to the zone map: the first page is in zone 0's pages exactly
+    # when the map says zone 0, and then not in zone 1's.
+    first = area.low_page()
+    assert _holds(P, [z.expr == 0], z3.And(z3.Select(P.zone_pages(0), first.expr),
+                                            z3.Not(z3.Select(P.zone_pages(1), first.expr))))
+
+
 def test_a_page_set_stands_only_for_masks_of_every_size() -> None:
     """A constant mask other than none or all names pages of one bounded instance."""
     ex = Executor(width=64)

@@ -2,7 +2,8 @@
 
 Runs every obligation of ``proofs/`` (or those ``--only`` names: a full name or a theme) and
 prints one row per obligation with its verdict and time.  A counterexample exits 1; an unknown
-(solver timeout or give-up) is not a pass and exits 3.
+(solver timeout or give-up) is not a pass and exits 3.  ``--jobs`` obligations are checked at
+once, each in its own process (default: one per CPU).
 
 Lock order: for each ``--design`` the nesting edges come from the spec's protocol tables (when
 the design has a spec; otherwise the kernel's nesting edges of reference section 1.3 stand in as
