@@ -87,13 +87,12 @@ class SetCti:
 
 class SetProver:
     """Houdini over the page-set steps: drop every candidate fact some step can break from a
-    state satisfying all live facts, until no step breaks any; the spec's own checks are never
+    state satisfying the live facts, until no step breaks any; the spec's own checks are never
     dropped (a step that breaks one is a counterexample to induction).
 
-    One incremental solver holds every fact once, as ``alive_f => f`` on the generic state,
-    and each step path once, as ``goal => (the path runs and a live fact fails after it)``;
-    a query assumes the stepping actor's position, the goal and which facts are alive.  A
-    path found safe is asked again only if facts were dropped since."""
+    A query is one step path from one actor position, with a fresh solver that holds only
+    the facts it assumes (the step's frame, ``proofs.frames``) and the facts the path can
+    break after it; a path is asked again only when a fact its proof assumed was dropped."""
 
     def __init__(self, spec: Spec, facts: list[Fact], timeout: float,
                  reach: Sequence[frozenset[int]] | None = None) -> None:
@@ -253,31 +252,6 @@ class SetProver:
                     raise TimeoutError(f"solver: {solver.reason_unknown()}")
         return used, broken, None
 
-    def check(self, k: int, p: int, i: int) -> tuple[z3.ModelRef, list[Fact | None]] | None:
-        """Query path ``i`` of step (``k``, ``p``) against the live facts: None when it keeps
-        every one, else a model and the facts it breaks."""
-        r, solver, posts = self.query(k, p, i, self.live(), None)
-        if r == z3.unsat:
-            return None
-        if r != z3.sat:
-            raise TimeoutError(f"solver: {solver.reason_unknown()}")
-        m = solver.model()
-        # The model's value of a set equality is often left unevaluated: what it does not
-        # show false is asked one by one (any state that breaks a fact is reason to drop it).
-        broken = [f for f, c in posts if z3.is_false(m.eval(c, True))]
-        if not broken:
-            for f, c in posts:
-                if z3.is_true(m.eval(c, True)):
-                    continue
-                self.queries += 1
-                if solver.check(z3.Not(c)) == z3.sat:
-                    m = solver.model()
-                    broken = [f]
-                    break
-        if not broken:
-            raise TimeoutError("the solver found a step that breaks a fact but not which")
-        return m, broken
-
     def paths(self) -> list[tuple[int, int, int]]:
         spec = self.spec
         return [(k, p, i) for k in range(len(spec.actor_names))
@@ -294,6 +268,7 @@ class SetProver:
         posts = [c for f, c in self.post(k, p, i) if f is None or id(f) in want]
         if not posts:
             return []
+
         def framed() -> list[Fact]:
             return self.frames.of(k, p, post, self.dropped)
 
@@ -438,35 +413,6 @@ class SetProver:
             self.report(f"Houdini from frames: {done} paths asked, {len(queue)} to go, "
                         f"{len(self.dropped)} facts dropped")
         return None
-
-    def run(self) -> SetCti | None:
-        """Houdini: drop what breaks until nothing does; a broken spec check is a CTI."""
-        spec = self.spec
-        paths = self.paths()
-        epoch = 0
-        checked: dict[tuple[int, int, int], int] = {}
-        while True:
-            todo = [key for key in paths if checked.get(key) != epoch]
-            if not todo:
-                return None
-            for key in todo:
-                k, p, i = key
-                while True:
-                    got = self.check(k, p, i)
-                    if got is None:
-                        break
-                    m, broken = got
-                    hard = [f for f in broken if f is None or f.base]
-                    if hard:
-                        return self._cti(k, p, i, m, hard[0])
-                    self.report(f"Houdini: {len(self.dropped) + len(broken)} facts dropped")
-                    for f in broken:
-                        assert f is not None
-                        self.dropped.add(id(f))
-                        log.debug("drop at %s@%d %r: %s", spec.actor_names[k], p,
-                                  spec.step_text[k][p], f.name)
-                    epoch += 1
-                checked[key] = epoch
 
 
 def at_step(f: Fact, k: int, p: int) -> bool:
