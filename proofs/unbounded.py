@@ -91,8 +91,9 @@ class SetProver:
     dropped (a step that breaks one is a counterexample to induction).
 
     A query is one step path from one actor position, with a fresh solver that holds only
-    the facts it assumes (the step's frame, ``proofs.frames``) and the facts the path can
-    break after it; a path is asked again only when a fact its proof assumed was dropped."""
+    the facts it assumes (the step's frame, ``proofs.frames``), the facts the path can break
+    after it and the executor's assumptions about the terms those name (``assumed``); a path
+    is asked again only when a fact its proof assumed was dropped."""
 
     def __init__(self, spec: Spec, facts: list[Fact], timeout: float,
                  reach: Sequence[frozenset[int]] | None = None) -> None:
@@ -113,6 +114,8 @@ class SetProver:
             for fld in f.reads:
                 self.by_field.setdefault(fld, []).append(f)
         self.frames = Frames(facts)
+        self._consts_of: list[frozenset[int]] = []  # per executor assumption, by index
+        self._mentions: dict[int, list[int]] = {}  # constant -> the assumptions naming it
         # A post asked alone from its frame: a proof takes a fraction of a second, so a post
         # the solver cannot settle in this time is taken as broken (dropping is always sound).
         self.alone_timeout = min(timeout, 3.0)
@@ -176,13 +179,37 @@ class SetProver:
         posts = [(f, c) for f, c in self.post(k, p, i) if f is None or id(f) in want]
         pc_k = self.g[self.spec.actor_index[k]][PC]
         goal = z3.Not(z3.And(*(c.expr for c in path.side), *(c for _, c in posts)))
-        parts = [*self.ex._pre, pc_k.expr == p, *path.condition,  # noqa: SLF001
+        parts = [pc_k.expr == p, *path.condition,
                  *(self.pre[id(f)] for f in pre if at_step(f, k, p))]
+        parts = [*self.assumed([*parts, goal]), *parts]
         solver = z3.Solver()
         solver.set("timeout", max(1, int((timeout or self.timeout) * 1000)))
         solver.add(*self.P.lemmas_for([*parts, goal]), *parts)
         self.queries += 1
         return solver.check(goal), solver, posts
+
+    def assumed(self, formulas: list[z3.BoolRef]) -> list[z3.BoolRef]:
+        """The executor's assumptions (input ranges, an area holding its first page, a page's
+        zone) about the constants ``formulas`` mention, and about the constants those mention.
+        The executor keeps them for every case explored so far, thousands of them, most about
+        the areas of other steps; asserting fewer assumptions never makes a proof wrong.  A
+        constant that many assumptions mention (a zone's pages, a thread's area) brings in
+        those that mention it only when the formulas name it themselves."""
+        pre = self.ex._pre  # noqa: SLF001
+        for j in range(len(self._consts_of), len(pre)):
+            cs = _constants(pre[j])
+            self._consts_of.append(cs)
+            for c in cs:
+                self._mentions.setdefault(c, []).append(j)
+        hub = max(40, len(pre) // 20)
+        chosen: set[int] = set()
+        wanted = set(_constants(*formulas))
+        for _ in range(2):
+            new = {j for c in wanted for j in self._mentions.get(c, ())} - chosen
+            chosen |= new
+            wanted = {c for j in new for c in self._consts_of[j]
+                      if len(self._mentions.get(c, ())) <= hub}
+        return [pre[j] for j in sorted(chosen)]
 
     def live_posts(self, k: int, p: int, i: int) -> list[Fact | None]:
         """The live facts path ``i`` of step (``k``, ``p``) can break (None: it raises)."""
@@ -413,6 +440,23 @@ class SetProver:
             self.report(f"Houdini from frames: {done} paths asked, {len(queue)} to go, "
                         f"{len(self.dropped)} facts dropped")
         return None
+
+
+def _constants(*formulas: z3.ExprRef) -> frozenset[int]:
+    """The ids of the uninterpreted constants in ``formulas``."""
+    out: set[int] = set()
+    seen: set[int] = set()
+    todo = list(formulas)
+    while todo:
+        x = todo.pop()
+        i = x.get_id()
+        if i in seen:
+            continue
+        seen.add(i)
+        if z3.is_const(x) and x.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+            out.add(i)
+        todo.extend(x.children())
+    return frozenset(out)
 
 
 def at_step(f: Fact, k: int, p: int) -> bool:

@@ -376,6 +376,27 @@ def test_a_frame_holds_what_the_proof_of_a_steps_facts_needs(stored: tuple) -> N
                    for f in facts)
 
 
+def test_a_query_assumes_what_the_executor_knows_of_its_own_terms(stored: tuple) -> None:
+    """Of the executor's assumptions about every step explored (thousands), a query gets
+    those about the constants it names and about the constants those name: a probe's range
+    and the bound it implies come in, an unrelated input's range does not."""
+    mined, facts, _ = stored
+    prover = unbounded.SetProver(mined.spec, facts, TIMEOUT, reach=mined.flow.reach)
+    prover.paths()
+    probe = prover.ex.input("probe", Kind.COUNT, 0, 7)
+    prover.ex.assume(probe.expr != 3)
+    other = prover.ex.input("other", Kind.COUNT, 0, 5)
+    got = prover.assumed([probe.expr == 2])
+    names = {str(c) for c in got}
+    assert any("probe" in n and "7" in n for n in names) and "probe != 3" in names
+    assert not any("other" in n for n in names)
+    assert len(got) < len(prover.ex._pre) // 2  # noqa: SLF001
+    solver = z3.Solver()
+    solver.add(*got)
+    assert solver.check(z3.Or(z3.UGT(probe.expr, 7), probe.expr == 3)) == z3.unsat
+    assert solver.check(other.expr == 100) == z3.sat  # nothing about it was assumed
+
+
 def test_houdini_from_frames_drops_what_breaks_and_keeps_what_holds(stored: tuple) -> None:
     """With a fact that the first allocation breaks ("busy is empty", true initially) added
     to the stored strengthening, Houdini from frames drops that fact, keeps every stored one
