@@ -49,6 +49,7 @@ layout of ``spec.masks``.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import z3
@@ -124,12 +125,8 @@ class Pages:
         areas: list[int] = []
         asks_starts = False
         while todo:
-            while todo:
-                x = todo.pop()
+            for x in walk(todo, seen):
                 i = x.get_id()
-                if i in seen:
-                    continue
-                seen.add(i)
                 if i in self._lemmas and i not in done_terms:
                     done_terms.add(i)
                     out += self._lemmas[i]
@@ -138,7 +135,6 @@ class Pages:
                     areas.append(i)
                 elif not asks_starts and z3.is_app(x) and x.decl().eq(self.starts):
                     asks_starts = True
-                todo.extend(x.children())
             if asks_starts:
                 todo += [self._area_starts[i] for i in areas]
                 out += [self._area_starts[i] for i in areas]
@@ -275,6 +271,19 @@ class Pages:
         self.lemma(c, c <= ca, c <= cb, z3.Implies(z3.IsSubset(a, b), c == ca),
                    z3.Implies(z3.IsSubset(b, a), c == cb))
         return c
+
+
+def walk(todo: list[z3.ExprRef], seen: set[int]) -> Iterator[z3.ExprRef]:
+    """Each term reachable from ``todo`` not in ``seen`` (ids), once; the caller may add
+    terms to ``todo`` while walking."""
+    while todo:
+        x = todo.pop()
+        i = x.get_id()
+        if i in seen:
+            continue
+        seen.add(i)
+        todo.extend(x.children())
+        yield x
 
 
 def _narrow(x: z3.BitVecRef, bits: int) -> z3.BitVecRef:

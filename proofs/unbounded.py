@@ -68,7 +68,7 @@ from .setstate import (
     page_sets,
 )
 from .stepcase import Raised, runner
-from .symset import SymSet
+from .symset import SymSet, walk
 
 log = logging.getLogger("proofs.unbounded")
 
@@ -445,19 +445,8 @@ class SetProver:
 
 def _constants(*formulas: z3.ExprRef) -> frozenset[int]:
     """The ids of the uninterpreted constants in ``formulas``."""
-    out: set[int] = set()
-    seen: set[int] = set()
-    todo = list(formulas)
-    while todo:
-        x = todo.pop()
-        i = x.get_id()
-        if i in seen:
-            continue
-        seen.add(i)
-        if z3.is_const(x) and x.decl().kind() == z3.Z3_OP_UNINTERPRETED:
-            out.add(i)
-        todo.extend(x.children())
-    return frozenset(out)
+    return frozenset(x.get_id() for x in walk(list(formulas), set())
+                     if z3.is_const(x) and x.decl().kind() == z3.Z3_OP_UNINTERPRETED)
 
 
 def at_step(f: Fact, k: int, p: int) -> bool:
