@@ -52,8 +52,9 @@ class Frames:
         its positions), when the narrow frame is not enough."""
         got: dict[int, Fact] = {id(f): f for f in self.always}
         if moved:
+            changed = frozenset(moved)
             got.update((id(f), f) for f in self.facts
-                       if f.actor is not None and f.actor != k and f.reads & set(moved))
+                       if f.actor is not None and f.actor != k and f.reads & changed)
         got.update((id(f), f) for f in self.at.get((k, p), ()))
         for g in posts:
             if g is None or g.base:

@@ -83,11 +83,13 @@ def run(obligations: Sequence[Obligation], timeout: float,
     order = sorted(range(len(obligations)), key=lambda i: obligations[i].theme != "induction")
     got: dict[int, Verdict] = {}
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(min(jobs, len(obligations))) as pool:
-        for i, result, seconds in pool.imap_unordered(_check_at, order):
-            got[i] = Verdict(obligations[i], result, seconds)
-            done(got[i])
-    _SHARED = None
+    try:
+        with ctx.Pool(min(jobs, len(obligations))) as pool:
+            for i, result, seconds in pool.imap_unordered(_check_at, order):
+                got[i] = Verdict(obligations[i], result, seconds)
+                done(got[i])
+    finally:
+        _SHARED = None
     return [got[i] for i in range(len(obligations))]
 
 

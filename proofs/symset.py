@@ -87,7 +87,7 @@ class Pages:
         # proof names (a lambda over the map would bring quantifiers into every query).
         self.zone = z3.Function("zone", self.page, z3.BitVecSort(ex.width))
         self._zone_sets: dict[int, z3.ArrayRef] = {}
-        self._area_starts: dict[int, z3.BoolRef] = {}
+        self._area_starts: dict[int, z3.ArrayRef] = {}  # an area's run starts, by its id
         self.starts = z3.Function("run starts", set_sort, set_sort)
         self.shape: dict[int, tuple[str, z3.ArrayRef, z3.ArrayRef]] = {}
         self._zoned: set[int] = set()
@@ -135,9 +135,8 @@ class Pages:
                     areas.append(i)
                 elif not asks_starts and z3.is_app(x) and x.decl().eq(self.starts):
                     asks_starts = True
-            if asks_starts:
+            if asks_starts:  # the areas' starts terms, and with them their lemmas
                 todo += [self._area_starts[i] for i in areas]
-                out += [self._area_starts[i] for i in areas]
                 areas = []
         return out
 
@@ -167,8 +166,7 @@ class Pages:
         # set equal to it (a thread's hand is its area) has the same starts by congruence,
         # but only if this lemma is in the query.  Left out of the others, where the starts
         # function over arrays only makes a model harder to find.
-        self._area_starts[arr.get_id()] = z3.IsSubset(
-            self.run_starts(arr), z3.SetAdd(z3.EmptySet(self.page), first))
+        self._area_starts[arr.get_id()] = self.run_starts(arr)
         return SymSet(self, arr, SymPage(self, lo.expr, lo.bounds), end)
 
     def choose_area(self, inside: SymSet, n: SymInt | int | None, what: str) -> SymSet:
