@@ -7,17 +7,17 @@ counters count which pages, that areas of different actors are apart; for a shar
 (``Spec.zones``), also which zone an area starts in, which structure holds it if it starts in
 a zone, and that every run of a thread's set starts in a zone (facts by zone, not by page,
 mean something over the whole address space: ``proofs.unbounded``).  Mining keeps the ones
-true in every reachable state of a scenario (and so in the initial one); ``prune_redundant``
-leaves out those a simpler fact at the same position already says.  The same tests run on
-concrete states and, in ``proofs.induction``, on symbolic ones.
+true in every reachable state of a scenario (and so in the initial one), every one of them:
+one that a simpler fact implies on the instance ("within the hand" where the list "is empty")
+is still needed when the simpler one is broken by a step the instance never takes (the
+``percpu`` merge loop over page sets).  The same tests run on concrete states and, in
+``proofs.induction``, on symbolic ones.
 
 Limits.  Fields that hold lists of area codes of varying length (the ``nodes`` spec) have no
 templates: ``Layout`` rejects them.  With the step tables' flow (``proofs.flow``), positions
 no step reaches get no candidates but "never at", and the held locks are the flow's, not
 mined; positions the flow reaches but no mined state does get the relational templates, all
 vacuously mined, so Houdini and the concrete runs of ``proofs.closure`` settle them.
-Redundancy pruning only uses constants and emptiness, and only where states were mined (a
-simpler fact must survive Houdini for the fact it replaces to be lost for nothing).
 
 Relies on ``spec`` (compile, masks, protocol) and ``proofs.flow`` (its result type).
 """
@@ -25,7 +25,7 @@ Relies on ``spec`` (compile, masks, protocol) and ``proofs.flow`` (its result ty
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -501,64 +501,6 @@ def holds(f: Fact, s: State, spec: Spec) -> bool:
     if f.actor is not None and s[spec.actor_index[f.actor]][PC] != f.pc:
         return True
     return bool(f.test(s))
-
-
-def prune_redundant(facts: Sequence[Fact],
-                    reached: Collection[tuple[int, int]] | None = None) -> list[Fact]:
-    """Leave out facts that say nothing more than a simpler one at the same position: once a
-    counter is a constant there, relations between constants and sums with a zero add
-    nothing; once an area is empty there, "within" and "apart" from it add nothing.  Only at
-    the positions in ``reached``, where the facts were mined from states (elsewhere they are
-    all vacuously true, contradictory ones included, and say nothing about each other).
-
-    The simpler facts must survive Houdini for this to lose nothing, so only constants and
-    emptiness count (a coincidental size, say, does not)."""
-    const: dict[tuple[int | None, int | None], dict[str, str]] = {}
-    empty: dict[tuple[int | None, int | None], set[str]] = {}
-
-    def mined(f: Fact) -> bool:
-        return f.actor is None or reached is None or (f.actor, f.pc) in reached
-
-    for f in facts:
-        if not mined(f):
-            continue
-        what = f.name.rsplit(": ", 1)[-1]
-        key = (f.actor, f.pc)
-        if " == " in what and what.split(" == ")[1].isdigit():
-            name, val = what.split(" == ")
-            const.setdefault(key, {})[name] = val
-        if what.endswith(" is empty"):
-            empty.setdefault(key, set()).add(what[: -len(" is empty")])
-    out = []
-    for f in facts:
-        key = (f.actor, f.pc)
-        what = f.name.rsplit(": ", 1)[-1]
-        c = const.get(key, {})
-        e = empty.get(key, set())
-        if not mined(f):
-            out.append(f)
-            continue
-        if " == " in what:
-            left, right = what.split(" == ", 1)
-            if not right.isdigit():
-                parts = right.replace("pages of ", "").split(" + ")
-                others = [x for x in parts if x in c]
-                if left in c and all(x in c for x in parts):
-                    continue  # constants only: implied by the constants
-                if any(c.get(x) == "0" for x in others) and len(parts) > 1:
-                    continue  # "+ 0": the same as the shorter fact
-        if " within " in what or " apart from " in what:
-            sep = " within " if " within " in what else " apart from "
-            t = what.split(sep)[0]
-            if t in e:
-                continue
-        out.append(f)
-    return out
-
-
-def positions(spec: Spec, states: Sequence[State]) -> set[tuple[int, int]]:
-    """Every (actor, position) some state of ``states`` is at."""
-    return {(k, s[a][PC]) for s in states for k, a in enumerate(spec.actor_index)}
 
 
 def mine(spec: Spec, cands: Sequence[Fact], states: Sequence[State]) -> list[Fact]:

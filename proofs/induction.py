@@ -35,9 +35,8 @@ Limits.  The spec is built for the coverage scenario's threads and operations an
 (``percpu_coverage_params``: two zones of three pages over six) and the extra start states of
 ``proofs.facts.start_states``; positions the flow reaches but no mined state does (a lookup
 that misses the zone it starts in, a retry that fails) get template candidates that Houdini and
-the concrete runs settle.  It takes about 80 s (some 8,700 mined facts, about 1,100
-queries), which with the rest of the proof job is over its minute, so it is not an
-obligation yet.  The ``nodes`` spec keeps lazy areas and pools as lists of area codes whose
+the concrete runs settle.  It takes about 3 min (some 18,500 mined facts), which with the
+rest of the proof job is over its minute, so it is not an obligation on the instance.  The ``nodes`` spec keeps lazy areas and pools as lists of area codes whose
 length varies, which this encoding does not model (``Layout`` rejects it).
 
 Relies on ``spec`` (registry, params, program, protocol, compile), ``proofs.facts`` (the
@@ -65,8 +64,6 @@ from .facts import (
     candidate_facts,
     holds,
     mine,
-    positions,
-    prune_redundant,
     reachable,
     start_states,
 )
@@ -167,14 +164,10 @@ def candidates(name: str, timeout: float, cover: Coverage | None = None) -> Mine
     return Mined(spec, flow, states, len(cands), cands, cases)
 
 
-def mine_facts(name: str, timeout: float, cover: Coverage | None = None,
-               prune: bool = True) -> Mined:
-    """Build spec ``name`` for its coverage scenario and mine candidate facts from it; with
-    ``prune``, leave out those a simpler mined fact implies (``prune_redundant``)."""
+def mine_facts(name: str, timeout: float, cover: Coverage | None = None) -> Mined:
+    """Build spec ``name`` for its coverage scenario and mine candidate facts from it."""
     m = candidates(name, timeout, cover)
     mined = mine(m.spec, m.facts, m.states)
-    if prune:
-        mined = prune_redundant(mined, positions(m.spec, m.states))
     return Mined(m.spec, m.flow, m.states, m.candidates, mined, m.cases)
 
 

@@ -485,9 +485,7 @@ def strengthen(name: str, timeout: float, report: Callable[[str], None] | None =
     say = report or (lambda what: None)
     t0 = time.monotonic()
     say("mining candidate facts")
-    # Unpruned: a fact left out because a simpler one implies it on the instance ("within the
-    # hand" where the list "is empty") is lost when the page sets break the simpler one.
-    mined = induction.mine_facts(name, timeout, prune=False)
+    mined = induction.mine_facts(name, timeout)
     spec = mined.spec
     prover0 = SetStates(spec, timeout)
     keep, gone = expressible(mined.facts, prover0)
