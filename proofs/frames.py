@@ -15,8 +15,10 @@ facts about no position:
 That set is the frame; widened, it also has every fact of another actor that reads a field
 the step changes.  A proof from fewer facts is harder, never wrong: a path proved from
 its frame is proved from all the facts, so a Houdini that asks frames keeps an inductive set
-(it may drop a fact that all the facts would have kept; the spec's own checks are asked again
-from every fact before a step is called a counterexample).
+(it may drop a fact that all the facts would have kept).  A model of a frame that breaks a
+post is a counterexample only if it also keeps the facts around it (``Frames.around``: those
+at the positions the model puts the actors); those it breaks join the frame and the query is
+asked again (``SetProver.refine``).
 
 Relies on ``proofs.facts`` (the ``Fact`` type and its ``reads``).
 """
@@ -67,3 +69,11 @@ class Frames:
                 if who >= 0 and who != k:
                     got.update((id(f), f) for f in self.reading.get((who, j), ()))
         return [f for f in self.facts if id(f) in got and id(f) not in dropped]
+
+    def around(self, pcs: Sequence[int]) -> list[Fact]:
+        """The facts that say anything in a state where actor ``j`` is at ``pcs[j]``: the
+        spec's own checks, the facts about no position, and each actor's at its position."""
+        out = list(self.always)
+        for j, q in enumerate(pcs):
+            out += self.at.get((j, q), ())
+        return out

@@ -40,6 +40,7 @@ printing), ``proofs.facts``, ``proofs.frames``, ``proofs.induction`` (mining),
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -169,11 +170,14 @@ class SetProver:
         return got
 
     def query(self, k: int, p: int, i: int, pre: list[Fact], post: list[Fact] | None,
-              timeout: float | None = None
+              timeout: float | None = None, seed: int = 0
               ) -> tuple[z3.CheckSatResult, z3.Solver, list[tuple[Fact | None, z3.BoolRef]]]:
         """Can path ``i`` of step (``k``, ``p``) run from a state satisfying ``pre`` and break
         a fact of ``post`` (None: every live fact)?  A fresh solver per query: it holds only
-        this query's set terms (the array theory's work grows with every term it holds)."""
+        this query's set terms (the array theory's work grows with every term it holds).
+        ``seed``: the solver's random seed and a shuffle of the assertions (how long a query
+        takes can depend on their order many times over: 2 s in one order, no answer in 20 s
+        in another)."""
         path = self.case(k, p)[1][i]
         want = ({id(f) for f in post} if post is not None else
                 {id(f) for f in self.facts if id(f) not in self.dropped})
@@ -185,7 +189,11 @@ class SetProver:
         parts = [*self.assumed([*parts, goal]), *parts]
         solver = z3.Solver()
         solver.set("timeout", max(1, int((timeout or self.timeout) * 1000)))
-        solver.add(*self.P.lemmas_for([*parts, goal]), *parts)
+        asserted = [*self.P.lemmas_for([*parts, goal]), *parts]
+        if seed:
+            solver.set("random_seed", seed)
+            random.Random(seed).shuffle(asserted)
+        solver.add(*asserted)
         self.queries += 1
         return solver.check(goal), solver, posts
 
@@ -236,10 +244,10 @@ class SetProver:
         (None: the path raises) and a model that breaks the first of them.
 
         All posts are asked at once from their frame; if that is not a proof, each half from
-        its own, down to single posts.  A single post is asked again from its widened frame
-        (briefly); then, when it is one of the spec's own checks or when ``strict`` (a check,
-        not a search), from the widened frame with the whole time limit and from every live
-        fact; otherwise it is reported broken without a model (dropping is always sound)."""
+        its own, down to single posts.  A single post is asked again from its widened frame,
+        refined with the facts its models break (``refine``), briefly; then, when it is one of
+        the spec's own checks or when ``strict`` (a check, not a search), with the whole time
+        limit; otherwise it is reported broken without a model (dropping is always sound)."""
         used: set[int] = set()
         broken: list[Fact | None] = []
         todo = [self.live_posts(k, p, i)]
@@ -257,28 +265,53 @@ class SetProver:
             else:
                 g = group[0]
                 alone = [] if g is None else [g]
+                must = strict or g is None or g.base
                 pre = self.frames.of(k, p, group, self.dropped, self.moved(k, p, i))
-                r, _, _ = self.query(k, p, i, pre, alone, self.alone_timeout * 2)
+                r, solver, pre = self.refine(k, p, i, pre, alone, self.alone_timeout * 2)
+                if r == z3.unknown and must:
+                    r, solver, pre = self.refine(k, p, i, pre, alone, seeds=3)
                 if r == z3.unsat:
                     used |= {id(f) for f in pre}
-                    continue
-                if not (strict or g is None or g.base):
+                elif must and r == z3.sat:
+                    return used, [g], solver.model()
+                elif must:
+                    raise TimeoutError(f"solver: {solver.reason_unknown()}")
+                else:
+                    assert g is not None
                     log.debug("broken (%s) at %s@%d: %s", r, self.spec.actor_names[k], p,
                               g.name)
                     broken.append(g)
-                    continue
-                # The widened frame with the whole time limit, then every live fact.
-                for asked in (pre, self.live()):
-                    r, solver, _ = self.query(k, p, i, asked, alone)
-                    if r != z3.unknown:
-                        break
-                if r == z3.unsat:
-                    used |= {id(f) for f in asked}
-                elif r == z3.sat:
-                    return used, [g], solver.model()
-                else:
-                    raise TimeoutError(f"solver: {solver.reason_unknown()}")
         return used, broken, None
+
+    def refine(self, k: int, p: int, i: int, pre: list[Fact], post: list[Fact],
+               timeout: float | None = None, rounds: int = 20, seeds: int = 1
+               ) -> tuple[z3.CheckSatResult, z3.Solver, list[Fact]]:
+        """Ask path ``i`` of step (``k``, ``p``) from ``pre`` (an unknown asked again with up
+        to ``seeds`` random seeds); while the model breaks live facts around it
+        (``Frames.around``: at the positions the model puts the actors), add them and ask
+        again.  Sat then means a state that keeps every live fact that says anything in it;
+        after ``rounds`` rounds, every live fact is asked at once."""
+        for _ in range(rounds):
+            for seed in range(seeds):
+                r, solver, _ = self.query(k, p, i, pre, post, timeout, seed)
+                if r != z3.unknown:
+                    break
+            if r != z3.sat:
+                return r, solver, pre
+            m = solver.model()
+            pcs = [m.eval(self.g[a][PC].expr, model_completion=True)
+                   for a in self.spec.actor_index]
+            have = {id(f) for f in pre}
+            more = [f for f in self.frames.around([v.as_long() if z3.is_int_value(v)
+                                                   or z3.is_bv_value(v) else -1 for v in pcs])
+                    if id(f) not in have and id(f) not in self.dropped
+                    and not z3.is_true(m.eval(self.pre[id(f)], model_completion=True))]
+            if not more:
+                return r, solver, pre
+            pre = [*pre, *more]
+        pre = self.live()
+        r, solver, _ = self.query(k, p, i, pre, post, timeout)
+        return r, solver, pre
 
     def paths(self) -> list[tuple[int, int, int]]:
         spec = self.spec

@@ -34,6 +34,7 @@ from spec.masks import (
     starts_outside,
     zone_of,
 )
+from spec.protocol import PC
 from spec.registry import build_spec
 
 TIMEOUT = 60.0
@@ -409,6 +410,45 @@ def test_houdini_from_frames_drops_what_breaks_and_keeps_what_holds(stored: tupl
     assert unbounded.initial_breaks(prover, [empty]) == []
     assert prover.run_framed() is None
     assert [f.name for f in prover.live()] == [f.name for f in facts]
+
+
+def test_a_model_that_breaks_a_fact_around_it_is_asked_again(stored: tuple) -> None:
+    """Asked from the spec's own checks alone, T0's first step can break what the stored set
+    says of its next position (the locks it holds); refining with the facts each model breaks
+    at the positions it puts the actors ends in a proof from a few facts, not all of them.
+    Without the fact that keeps it, a step that breaks the counting facts stays a model that
+    keeps every fact around it: a counterexample."""
+    mined, facts, _ = stored
+    prover = unbounded.SetProver(mined.spec, facts, TIMEOUT, reach=mined.flow.reach)
+    base = [f for f in facts if f.base]
+    held = next(f for f in prover.live_posts(0, 0, 2)
+                if f is not None and f.name.endswith("fit: free -> hand done': held == 1"))
+    assert prover.query(0, 0, 2, base, [held])[0] == z3.sat
+    r, _, pre = prover.refine(0, 0, 2, base, [held])
+    assert r == z3.unsat
+    assert len(base) < len(pre) < 20 and {f.name for f in base} <= {f.name for f in pre}
+
+    gone = next(f for f in facts if f.name.endswith(
+        "waits for free_vmap_area_lock': counted == pages of T0.hand"))
+    weak = unbounded.SetProver(mined.spec, [f for f in facts if f is not gone], TIMEOUT,
+                               reach=mined.flow.reach)
+    found = None
+    for k, p, i in weak.paths():
+        _, broken, _ = weak.prove(k, p, i, strict=True)
+        if broken:
+            found = k, p, i, broken[0]
+            break
+    assert found is not None
+    k, p, i, bad = found
+    assert bad is not None and "counted == pages of T0." in bad.name
+    r, solver, pre = weak.refine(k, p, i, weak.frames.of(k, p, [bad]), [bad])
+    assert r == z3.sat
+    m = solver.model()
+    pcs = [m.eval(weak.g[a][PC].expr, model_completion=True).as_long()  # type: ignore[attr-defined]
+           for a in mined.spec.actor_index]
+    asked = {id(f) for f in pre}
+    assert all(id(f) in asked or z3.is_true(m.eval(weak.pre[id(f)], model_completion=True))
+               for f in weak.frames.around(pcs))
 
 
 @pytest.mark.slow
