@@ -241,7 +241,8 @@ class SetProver:
               ) -> tuple[set[int], list[Fact | None], z3.ModelRef | None]:
         """Path ``i`` of step (``k``, ``p``) against the live facts, asked from frames
         (``proofs.frames``): the ids of the facts its proofs assumed, the posts it breaks
-        (None: the path raises) and a model that breaks the first of them.
+        (None: the path raises) and a model that breaks the first of them (with a model, the
+        ids are of the facts it was found from).
 
         All posts are asked at once from their frame; if that is not a proof, each half from
         its own, down to single posts.  A single post is asked again from its widened frame,
@@ -273,7 +274,7 @@ class SetProver:
                 if r == z3.unsat:
                     used |= {id(f) for f in pre}
                 elif must and r == z3.sat:
-                    return used, [g], solver.model()
+                    return {id(f) for f in pre}, [g], solver.model()
                 elif must:
                     raise TimeoutError(f"solver: {solver.reason_unknown()}")
                 else:
@@ -380,17 +381,18 @@ class SetProver:
     def check_all(self) -> SetCti | None:
         """Is the conjunction of all the facts inductive as it stands (nothing dropped)?"""
         for k, p, i in self.paths():
-            _, broken, m = self.prove(k, p, i, strict=True)
+            used, broken, m = self.prove(k, p, i, strict=True)
             if broken:
                 assert m is not None
-                return self._cti(k, p, i, m, broken[0])
+                return self._cti(k, p, i, m, broken[0], used)
         return None
 
-    def _cti(self, k: int, p: int, i: int, m: z3.ModelRef, broken: Fact | None) -> SetCti:
+    def _cti(self, k: int, p: int, i: int, m: z3.ModelRef, broken: Fact | None,
+             frame: set[int]) -> SetCti:
         s, paths = self.case(k, p)
         value = paths[i].value
         spec = self.spec
-        m, sizes = self._shown(k, p, i, broken) or (m, {})
+        m, sizes = self._shown(k, p, i, broken, frame) or (m, {})
 
         def show(state: State) -> dict[str, str]:
             return describe(spec, self.P, m, state, sizes)
@@ -401,11 +403,12 @@ class SetProver:
         return SetCti(spec.actor_names[k], spec.step_text[k][p], broken.name, show(s),
                       [show(s2) for s2 in value])
 
-    def _shown(self, k: int, p: int, i: int, broken: Fact | None
+    def _shown(self, k: int, p: int, i: int, broken: Fact | None, frame: set[int]
                ) -> tuple[z3.ModelRef, dict[int, int]] | None:
-        """The counterexample again, with the size of every page set shown read off a
-        constant of its own (a model leaves the size of a set it was never asked about
-        arbitrary, and Z3 does not always evaluate ``card`` of a term), or None."""
+        """The counterexample again, from the facts it was found from (ids in ``frame``),
+        with the size of every page set shown read off a constant of its own (a model leaves
+        the size of a set it was never asked about arbitrary, and Z3 does not always evaluate
+        ``card`` of a term), or None."""
         s, paths = self.case(k, p)
         path = paths[i]
         states = [s, *(path.value if isinstance(path.value, list) else [])]
@@ -413,11 +416,12 @@ class SetProver:
         consts = {n: z3.Int(f"size of shown set {n}") for n in shown}
         post = [c for f, c in self.post(k, p, i) if f is broken]
         pc_k = self.g[self.spec.actor_index[k]][PC]
-        parts = [*self.ex._pre, pc_k.expr == p, *path.condition,  # noqa: SLF001
-                 *(self.pre[id(f)] for f in self.live() if at_step(f, k, p)),
+        parts = [pc_k.expr == p, *path.condition,
+                 *(self.pre[id(f)] for f in self.facts if id(f) in frame and at_step(f, k, p)),
                  *(consts[n] == self.P.size(arr) for n, arr in shown.items()),
                  self._conserved(s),
                  z3.Not(z3.And(*post)) if broken is not None else z3.BoolVal(True)]
+        parts = [*self.assumed(parts), *parts]
         # The plain SMT core, without the preprocessing that solves variables away: a model
         # that gives an eliminated counter as a term over ``card`` cannot be printed.
         solver = z3.Tactic("smt").solver()
@@ -459,7 +463,7 @@ class SetProver:
             used, broken, m = self.prove(k, p, i, strict=False)
             done += 1
             if m is not None:
-                return self._cti(k, p, i, m, broken[0])
+                return self._cti(k, p, i, m, broken[0], used)
             for f_id in used:
                 users.setdefault(f_id, set()).add(key)
             for g in broken:
