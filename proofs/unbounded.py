@@ -323,8 +323,8 @@ class SetProver:
 
     def needed(self, k: int, p: int, i: int, post: list[Fact]) -> list[Fact]:
         """Live facts enough for path ``i`` of step (``k``, ``p``) to keep ``post``: an unsat
-        core over the facts of its frame, else of its widened frame, else of every live fact
-        (not always the smallest core)."""
+        core over the facts of its frame, else of its widened frame, else of that frame
+        refined with the facts its models break (``refine``); not always the smallest core."""
         path = self.case(k, p)[1][i]
         want = {id(f) for f in post}
         posts = [c for f, c in self.post(k, p, i) if f is None or id(f) in want]
@@ -336,7 +336,11 @@ class SetProver:
 
         def widened() -> list[Fact]:
             return self.frames.of(k, p, post, self.dropped, self.moved(k, p, i))
-        for pool in (framed, widened, self.live):
+
+        def refined() -> list[Fact]:
+            r, _, pre = self.refine(k, p, i, widened(), post)
+            return pre if r == z3.unsat else []
+        for pool in (framed, widened, refined):
             core = self._core(k, p, path, posts, [f for f in pool() if at_step(f, k, p)])
             if core is not None:
                 return core
@@ -347,8 +351,9 @@ class SetProver:
         pc_k = self.g[self.spec.actor_index[k]][PC]
         goal = z3.Not(z3.And(*(c.expr for c in path.side), *posts))
         lits = [z3.Bool(f"use{n}") for n in range(len(pool))]
-        parts = [*self.ex._pre, pc_k.expr == p, *path.condition, goal,  # noqa: SLF001
+        parts = [pc_k.expr == p, *path.condition, goal,
                  *(z3.Implies(lit, self.pre[id(f)]) for lit, f in zip(lits, pool, strict=True))]
+        parts = [*self.assumed(parts), *parts]
         solver = z3.Solver()
         solver.set("timeout", max(1, int(self.timeout * 1000)))
         solver.set("core.minimize", True)

@@ -472,7 +472,7 @@ def percpu_mined() -> induction.Mined:
 def test_percpu_steps_run_on_page_sets(percpu_mined: induction.Mined) -> None:
     """Every step of the percpu spec (per-zone masks, a purge's detached list per zone, the
     decisions from page structure) runs on states over page sets, and the facts by zone are
-    kept where the facts by page of the 5-page instance are not."""
+    kept where the facts by page of the 6-page instance are not."""
     spec = percpu_mined.spec
     prover = unbounded.SetProver(spec, setstate.base_facts(spec), TIMEOUT,
                                  reach=percpu_mined.flow.reach)
@@ -530,7 +530,7 @@ def test_facts_by_zone_make_percpu_inductive_on_its_instance(
         percpu_mined: induction.Mined) -> None:
     """Without the facts that name pages of the instance, the facts that mean something at
     every address (by zone, runs, equal sets) still make the percpu spec's invariants inductive
-    on its 5-page instance: the first stage of the page-set search, and a necessary condition
+    on its 6-page instance: the first stage of the page-set search, and a necessary condition
     for it (a step that breaks a fact there breaks it over page sets)."""
     spec = percpu_mined.spec
     keep, _ = setstate.expressible(percpu_mined.facts,
