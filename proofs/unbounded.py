@@ -244,8 +244,9 @@ class SetProver:
         (None: the path raises) and a model that breaks the first of them (with a model, the
         ids are of the facts it was found from).
 
-        All posts are asked at once from their frame; if that is not a proof, each half from
-        its own, down to single posts.  A single post is asked again from its widened frame,
+        All posts are asked at once from their frame; if that is not a proof, in a search the
+        posts its model breaks are settled together (``_settle``), and otherwise each half is
+        asked from its own frame, down to single posts.  A single post is asked again from its widened frame,
         refined with the facts its models break (``refine``), briefly; then, when it is one of
         the spec's own checks or when ``strict`` (a check, not a search), with the whole time
         limit; otherwise it is reported broken without a model (dropping is always sound)."""
@@ -257,10 +258,15 @@ class SetProver:
             if not group:
                 continue
             pre = self.frames.of(k, p, group, self.dropped)
-            r, _, _ = self.query(k, p, i, pre, [f for f in group if f is not None],
-                                 self.alone_timeout * (2 if len(group) > 1 else 1))
+            r, solver, _ = self.query(k, p, i, pre, [f for f in group if f is not None],
+                                      self.alone_timeout * (2 if len(group) > 1 else 1))
             if r == z3.unsat:
                 used |= {id(f) for f in pre}
+            elif r == z3.sat and not strict and len(group) > 1:
+                groups, proved, gone = self._settle(k, p, i, group, solver.model())
+                used |= proved
+                broken += gone
+                todo += groups
             elif len(group) > 1:
                 todo += [group[: len(group) // 2], group[len(group) // 2:]]
             else:
@@ -283,6 +289,40 @@ class SetProver:
                               g.name)
                     broken.append(g)
         return used, broken, None
+
+    def _settle(self, k: int, p: int, i: int, group: list[Fact | None], m: z3.ModelRef
+                ) -> tuple[list[list[Fact | None]], set[int], list[Fact | None]]:
+        """A search's step with a model ``m`` of a group's frame that breaks some of its facts
+        (not the spec's own checks): those facts are asked together from their widened frame,
+        refined (``refine``).  If that proves them, they are settled (the ids of the facts
+        assumed); if its model breaks some of them, those are broken (one model drops them
+        all, as Houdini does); if the solver cannot tell, each is asked on its own.  Returns
+        the groups of posts still to ask, the ids assumed and the posts broken."""
+        hit = self._false_in(m, k, p, i, group)
+        if not hit:
+            return [group[: len(group) // 2], group[len(group) // 2:]], set(), []
+        pre = self.frames.of(k, p, hit, self.dropped, self.moved(k, p, i))
+        r, solver, pre = self.refine(k, p, i, pre, hit, self.alone_timeout * 2)
+        ids = {id(g) for g in hit}
+        rest: list[Fact | None] = [g for g in group if id(g) not in ids]
+        if r == z3.unsat:
+            return [rest], {id(f) for f in pre}, []
+        gone = self._false_in(solver.model(), k, p, i, hit) if r == z3.sat else []
+        if not gone:  # unknown, or a model Z3 does not evaluate to false
+            alone: list[list[Fact | None]] = [[g] for g in hit]
+            return [rest, *alone], set(), []
+        for g in gone:
+            log.debug("broken (model) at %s@%d: %s", self.spec.actor_names[k], p, g.name)
+        ids = {id(g) for g in gone}
+        return [[g for g in group if id(g) not in ids]], set(), list(gone)
+
+    def _false_in(self, m: z3.ModelRef, k: int, p: int, i: int, group: Sequence[Fact | None]
+                  ) -> list[Fact]:
+        """The facts of ``group`` (not the spec's own checks) that path ``i`` breaks in ``m``."""
+        want = {id(g) for g in group if g is not None and not g.base}
+        bad = {id(f) for f, c in self.post(k, p, i) if f is not None and id(f) in want
+               and z3.is_false(m.eval(c, model_completion=True))}
+        return [g for g in group if g is not None and id(g) in bad]
 
     def refine(self, k: int, p: int, i: int, pre: list[Fact], post: list[Fact],
                timeout: float | None = None, rounds: int = 20, seeds: int = 1
@@ -516,7 +556,7 @@ def initial_breaks(prover: SetProver, facts: Sequence[Fact]) -> list[Fact]:
 
 
 # ---------------------------------------------------------------------------- obligations
-SPECS = ("global",)  # the specs whose layout page sets model (masks and counters only)
+SPECS = ("global", "percpu")  # the specs whose layout page sets model (masks and counters only)
 
 
 def strengthen(name: str, timeout: float, report: Callable[[str], None] | None = None
