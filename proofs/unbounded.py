@@ -246,10 +246,11 @@ class SetProver:
 
         All posts are asked at once from their frame; if that is not a proof, in a search the
         posts its model breaks are settled together (``_settle``), and otherwise each half is
-        asked from its own frame, down to single posts.  A single post is asked again from its widened frame,
-        refined with the facts its models break (``refine``), briefly; then, when it is one of
-        the spec's own checks or when ``strict`` (a check, not a search), with the whole time
-        limit; otherwise it is reported broken without a model (dropping is always sound)."""
+        asked from its own frame, down to single posts.  A single post's frame is refined with
+        the facts its models break (``refine``); if the solver cannot tell, the post is asked
+        from its widened frame, refined, briefly; then, when it is one of the spec's own checks
+        or when ``strict`` (a check, not a search), with the whole time limit; otherwise it is
+        reported broken (dropping is always sound)."""
         used: set[int] = set()
         broken: list[Fact | None] = []
         todo = [self.live_posts(k, p, i)]
@@ -273,8 +274,13 @@ class SetProver:
                 g = group[0]
                 alone = [] if g is None else [g]
                 must = strict or g is None or g.base
-                pre = self.frames.of(k, p, group, self.dropped, self.moved(k, p, i))
-                r, solver, pre = self.refine(k, p, i, pre, alone, self.alone_timeout * 2)
+                more = self._broken_around(solver.model(), pre) if r == z3.sat else []
+                if more:  # refined from the frame, with what its model breaks
+                    r, solver, pre = self.refine(k, p, i, [*pre, *more], alone,
+                                                 self.alone_timeout * 2)
+                if r == z3.unknown:
+                    pre = self.frames.of(k, p, group, self.dropped, self.moved(k, p, i))
+                    r, solver, pre = self.refine(k, p, i, pre, alone, self.alone_timeout * 2)
                 if r == z3.unknown and must:
                     r, solver, pre = self.refine(k, p, i, pre, alone, seeds=3)
                 if r == z3.unsat:
@@ -293,15 +299,15 @@ class SetProver:
     def _settle(self, k: int, p: int, i: int, group: list[Fact | None], m: z3.ModelRef
                 ) -> tuple[list[list[Fact | None]], set[int], list[Fact | None]]:
         """A search's step with a model ``m`` of a group's frame that breaks some of its facts
-        (not the spec's own checks): those facts are asked together from their widened frame,
-        refined (``refine``).  If that proves them, they are settled (the ids of the facts
+        (not the spec's own checks): those facts are asked together from their frame, refined
+        (``refine``).  If that proves them, they are settled (the ids of the facts
         assumed); if its model breaks some of them, those are broken (one model drops them
         all, as Houdini does); if the solver cannot tell, each is asked on its own.  Returns
         the groups of posts still to ask, the ids assumed and the posts broken."""
         hit = self._false_in(m, k, p, i, group)
         if not hit:
             return [group[: len(group) // 2], group[len(group) // 2:]], set(), []
-        pre = self.frames.of(k, p, hit, self.dropped, self.moved(k, p, i))
+        pre = self.frames.of(k, p, hit, self.dropped)
         r, solver, pre = self.refine(k, p, i, pre, hit, self.alone_timeout * 2)
         ids = {id(g) for g in hit}
         rest: list[Fact | None] = [g for g in group if id(g) not in ids]
@@ -324,6 +330,16 @@ class SetProver:
                and z3.is_false(m.eval(c, model_completion=True))}
         return [g for g in group if g is not None and id(g) in bad]
 
+    def _broken_around(self, m: z3.ModelRef, pre: list[Fact]) -> list[Fact]:
+        """The live facts not in ``pre`` that ``m`` breaks (or Z3 cannot evaluate to true in
+        it) at the positions it puts the actors (``Frames.around``)."""
+        pcs = [m.eval(self.g[a][PC].expr, model_completion=True) for a in self.spec.actor_index]
+        have = {id(f) for f in pre}
+        return [f for f in self.frames.around([v.as_long() if z3.is_int_value(v)
+                                               or z3.is_bv_value(v) else -1 for v in pcs])
+                if id(f) not in have and id(f) not in self.dropped
+                and not z3.is_true(m.eval(self.pre[id(f)], model_completion=True))]
+
     def refine(self, k: int, p: int, i: int, pre: list[Fact], post: list[Fact],
                timeout: float | None = None, rounds: int = 20, seeds: int = 1
                ) -> tuple[z3.CheckSatResult, z3.Solver, list[Fact]]:
@@ -339,14 +355,7 @@ class SetProver:
                     break
             if r != z3.sat:
                 return r, solver, pre
-            m = solver.model()
-            pcs = [m.eval(self.g[a][PC].expr, model_completion=True)
-                   for a in self.spec.actor_index]
-            have = {id(f) for f in pre}
-            more = [f for f in self.frames.around([v.as_long() if z3.is_int_value(v)
-                                                   or z3.is_bv_value(v) else -1 for v in pcs])
-                    if id(f) not in have and id(f) not in self.dropped
-                    and not z3.is_true(m.eval(self.pre[id(f)], model_completion=True))]
+            more = self._broken_around(solver.model(), pre)
             if not more:
                 return r, solver, pre
             pre = [*pre, *more]
