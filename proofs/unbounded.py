@@ -26,10 +26,9 @@ sizes rest on the lemmas of ``proofs.symset``, facts about runs and zones on its
 lemmas.  Before the page-set Houdini, ``strengthen`` runs Houdini on the coverage instance's
 page masks over the same facts (``_bounded_houdini``): what breaks there breaks over page sets
 too, and it costs milliseconds a query instead of seconds.  The ``percpu`` spec's steps run on
-page sets (every path of its coverage scenario), but its strengthening is not found yet: the
-search ends in a counterexample to induction in the purge's merge loop of zone 1, which on the
-5-page instance never goes round twice (zone 1 has two pages there, so its list is one run)
-and so no mined fact covers it; the
+page sets (every path of its coverage scenario) and ``strengthen("percpu")`` runs, but its
+Houdini over page sets (some 16,700 facts left by the instance's) is too slow to finish in
+minutes, so no strengthening of it is stored and ``PROVED`` has ``global`` only; the
 ``nodes`` spec keeps lists of area codes of varying length, which ``SetStates`` rejects.
 
 Relies on ``spec`` (compile, protocol), ``proofs.setstate`` (the states, facts on them, their
