@@ -36,8 +36,9 @@ Limits.  The spec is built for the coverage scenario's threads and operations an
 ``proofs.facts.start_states``; positions the flow reaches but no mined state does (a lookup
 that misses the zone it starts in, a retry that fails) get template candidates that Houdini and
 the concrete runs settle.  It takes about 3 min (some 18,500 mined facts), which with the
-rest of the proof job is over its minute, so it is not an obligation on the instance.  The ``nodes`` spec keeps lazy areas and pools as lists of area codes whose
-length varies, which this encoding does not model (``Layout`` rejects it).
+rest of the proof job is over its minute, so it is not an obligation on the instance.  The
+``nodes`` spec keeps lazy areas and pools as lists of area codes whose length varies, which
+this encoding does not model (``Layout`` rejects it).
 
 Relies on ``spec`` (registry, params, program, protocol, compile), ``proofs.facts`` (the
 candidates and the spec's invariants as facts), ``proofs.flow``, ``proofs.closure``,
@@ -46,6 +47,7 @@ candidates and the spec's invariants as facts), ``proofs.flow``, ``proofs.closur
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -167,8 +169,7 @@ def candidates(name: str, timeout: float, cover: Coverage | None = None) -> Mine
 def mine_facts(name: str, timeout: float, cover: Coverage | None = None) -> Mined:
     """Build spec ``name`` for its coverage scenario and mine candidate facts from it."""
     m = candidates(name, timeout, cover)
-    mined = mine(m.spec, m.facts, m.states)
-    return Mined(m.spec, m.flow, m.states, m.candidates, mined, m.cases)
+    return dataclasses.replace(m, facts=mine(m.spec, m.facts, m.states))
 
 
 def strengthen(name: str, timeout: float,

@@ -262,8 +262,9 @@ class SetProver:
                                       self.alone_timeout * (2 if len(group) > 1 else 1))
             if r == z3.unsat:
                 used |= {id(f) for f in pre}
-            elif r == z3.sat and not strict and len(group) > 1:
-                groups, proved, gone = self._settle(k, p, i, group, solver.model())
+            elif (r == z3.sat and not strict and len(group) > 1
+                  and (hit := self._false_in(solver.model(), k, p, i, group))):
+                groups, proved, gone = self._settle(k, p, i, group, hit)
                 used |= proved
                 broken += gone
                 todo += groups
@@ -295,17 +296,14 @@ class SetProver:
                     broken.append(g)
         return used, broken, None
 
-    def _settle(self, k: int, p: int, i: int, group: list[Fact | None], m: z3.ModelRef
+    def _settle(self, k: int, p: int, i: int, group: list[Fact | None], hit: list[Fact]
                 ) -> tuple[list[list[Fact | None]], set[int], list[Fact | None]]:
-        """A search's step with a model ``m`` of a group's frame that breaks some of its facts
+        """A search's step when a model of a group's frame breaks the facts ``hit`` of it
         (not the spec's own checks): those facts are asked together from their frame, refined
         (``refine``).  If that proves them, they are settled (the ids of the facts
         assumed); if its model breaks some of them, those are broken (one model drops them
         all, as Houdini does); if the solver cannot tell, each is asked on its own.  Returns
         the groups of posts still to ask, the ids assumed and the posts broken."""
-        hit = self._false_in(m, k, p, i, group)
-        if not hit:
-            return [group[: len(group) // 2], group[len(group) // 2:]], set(), []
         pre = self.frames.of(k, p, hit, self.dropped)
         r, solver, pre = self.refine(k, p, i, pre, hit, self.alone_timeout * 2)
         ids = {id(g) for g in hit}
