@@ -11,10 +11,11 @@ The invariant is the spec's own checks (``Spec.owned_once``: single owner, conse
 exclusion; and the design's invariants, ``vmap_lazy_nr`` and allocated areas in a busy tree),
 strengthened with the candidate facts of ``proofs.facts`` mined from the coverage instance's
 reachable states, minus those that name particular pages of the instance (no meaning over the
-whole space: ``expressible``).  ``strengthen`` prunes them by Houdini over the page-set steps
-(``SetProver.run_framed``: each query assumes only the step's frame, ``proofs.frames``, and a
-path is asked again only when a fact its proof assumed was dropped) and keeps the facts some
-step's proof uses (unsat cores, ``SetProver.minimise``); the result is
+whole space: ``expressible``).  ``strengthen`` runs Houdini on demand over the page-set steps
+(``SetProver.run_demanded``): the spec's own checks are proved of every step, each query
+assuming only the step's frame (``proofs.frames``); the facts a proof used (its unsat core)
+are proved next, and so on; a fact a step breaks is dropped and the proofs that used it are
+asked again.  The facts asked and kept are inductive together; the result is
 stored (``proofs.certificate``) and ``check``, the obligation, proves the stored facts
 inductive without searching.  A step that breaks a fact from a state satisfying all of them is
 a counterexample to induction, printed as the spec state before (counters, sizes of the page
@@ -25,7 +26,8 @@ run of a list: ``proofs.symset``), so the proof covers the spec's steps and more
 sizes rest on the lemmas of ``proofs.symset``, facts about runs and zones on its run-start
 lemmas.  Before the page-set Houdini, ``strengthen`` runs Houdini on the coverage instance's
 page masks over the same facts (``_bounded_houdini``): what breaks there breaks over page sets
-too, and it costs milliseconds a query instead of seconds.  The ``percpu`` spec's steps run on
+too, and it costs milliseconds a query instead of seconds.  Facts no proof uses are never
+asked over page sets, which is most of them.  The ``percpu`` spec's steps run on
 page sets (every path of its coverage scenario) and ``strengthen("percpu")`` runs, but its
 Houdini over page sets (some 16,700 facts left by the instance's) is too slow to finish in
 minutes, so no strengthening of it is stored and ``PROVED`` has ``global`` only; the
@@ -42,7 +44,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +108,7 @@ class SetProver:
         self.g = self.S.state()
         self.reach = reach
         self.queries = 0
+        self.asked = 0  # facts ``run_demanded`` asked about
         self.cases: dict[tuple[int, int], tuple[State, list[Any]]] = {}
         self.report: Callable[[str], None] = lambda what: None  # progress, for a long search
         self.pre = {id(f): formula_of(self.ex, f, self.g, spec) for f in facts}
@@ -236,9 +239,11 @@ class SetProver:
             out |= moved_fields(s, s2, self.spec)
         return out
 
-    def prove(self, k: int, p: int, i: int, strict: bool
+    def prove(self, k: int, p: int, i: int, strict: bool,
+              posts: Sequence[Fact | None] | None = None
               ) -> tuple[set[int], list[Fact | None], z3.ModelRef | None]:
-        """Path ``i`` of step (``k``, ``p``) against the live facts, asked from frames
+        """Path ``i`` of step (``k``, ``p``) against the live facts (or only those of them in
+        ``posts``), asked from frames
         (``proofs.frames``): the ids of the facts its proofs assumed, the posts it breaks
         (None: the path raises) and a model that breaks the first of them (with a model, the
         ids are of the facts it was found from).
@@ -253,6 +258,9 @@ class SetProver:
         used: set[int] = set()
         broken: list[Fact | None] = []
         todo = [self.live_posts(k, p, i)]
+        if posts is not None:
+            want = {id(g) for g in posts}
+            todo = [[g for g in todo[0] if id(g) in want]]
         while todo:
             group = todo.pop()
             if not group:
@@ -367,33 +375,11 @@ class SetProver:
                 if st is not None and (self.reach is None or p in self.reach[k])
                 for i in range(len(self.case(k, p)[1]))]
 
-    def needed(self, k: int, p: int, i: int, post: list[Fact]) -> list[Fact]:
-        """Live facts enough for path ``i`` of step (``k``, ``p``) to keep ``post``: an unsat
-        core over the facts of its frame, else of its widened frame, else of that frame
-        refined with the facts its models break (``refine``); not always the smallest core."""
-        path = self.case(k, p)[1][i]
-        want = {id(f) for f in post}
-        posts = [c for f, c in self.post(k, p, i) if f is None or id(f) in want]
-        if not posts:
-            return []
-
-        def framed() -> list[Fact]:
-            return self.frames.of(k, p, post, self.dropped)
-
-        def widened() -> list[Fact]:
-            return self.frames.of(k, p, post, self.dropped, self.moved(k, p, i))
-
-        def refined() -> list[Fact]:
-            r, _, pre = self.refine(k, p, i, widened(), post)
-            return pre if r == z3.unsat else []
-        for pool in (framed, widened, refined):
-            core = self._core(k, p, path, posts, [f for f in pool() if at_step(f, k, p)])
-            if core is not None:
-                return core
-        raise TimeoutError("a path breaks the final set when cutting it down")
-
     def _core(self, k: int, p: int, path: Any, posts: list[z3.BoolRef], pool: list[Fact]
               ) -> list[Fact] | None:
+        """Facts of ``pool`` enough for ``path`` to keep ``posts``, by an unsat core (not
+        minimised: Z3's minimisation of a page-set core takes seconds where the core itself
+        takes a fraction of one); None if the solver finds no proof."""
         pc_k = self.g[self.spec.actor_index[k]][PC]
         goal = z3.Not(z3.And(*(c.expr for c in path.side), *posts))
         lits = [z3.Bool(f"use{n}") for n in range(len(pool))]
@@ -402,32 +388,12 @@ class SetProver:
         parts = [*self.assumed(parts), *parts]
         solver = z3.Solver()
         solver.set("timeout", max(1, int(self.timeout * 1000)))
-        solver.set("core.minimize", True)
         solver.add(*self.P.lemmas_for(parts), *parts)
         self.queries += 1
         if solver.check(*lits) != z3.unsat:
             return None
         core = {str(x) for x in solver.unsat_core()}
         return [f for lit, f in zip(lits, pool, strict=True) if str(lit) in core]
-
-    def minimise(self) -> list[Fact]:
-        """The live facts some path's proof needs, starting from the spec's own checks: the
-        facts each path needs to keep those, then the facts it needs to keep the new ones,
-        until nothing is added.  The result is inductive: every fact in it is kept by every
-        path from states satisfying facts in it."""
-        keep: dict[int, Fact] = {id(f): f for f in self.live() if f.base}
-        new = list(keep.values())
-        paths = self.paths()
-        while new:
-            self.report(f"keeping what the proofs use: {len(keep)} facts so far")
-            added: dict[int, Fact] = {}
-            for k, p, i in paths:
-                for f in self.needed(k, p, i, new):
-                    if id(f) not in keep:
-                        added[id(f)] = f
-            keep.update(added)
-            new = list(added.values())
-        return [f for f in self.facts if id(f) in keep]
 
     def check_all(self) -> SetCti | None:
         """Is the conjunction of all the facts inductive as it stands (nothing dropped)?"""
@@ -499,36 +465,86 @@ class SetProver:
             return z3.BoolVal(True)
         return self.P.size(self.P.managed.arr) == self.P.size(acc.arr)
 
-    def run_framed(self) -> SetCti | None:
-        """Houdini from frames: drop what a path breaks; ask again only the paths whose
-        proofs assumed a dropped fact.  A broken spec check is a counterexample to induction."""
-        spec = self.spec
-        queue = deque(self.paths())
-        queued = set(queue)
-        users: dict[int, set[tuple[int, int, int]]] = {}
-        done = 0
+    def run_demanded(self) -> SetCti | None:
+        """Houdini on demand: prove only the facts some proof needs.  The spec's own checks
+        are asked first, of every path; the facts a proof of them uses (an unsat core of the
+        frames it was proved from) are asked next, of every path that can change them, and so
+        on.  A fact a path breaks is dropped, and the posts whose proofs used it are asked
+        again.  Afterwards ``live`` is the facts asked and kept: every path keeps each of them
+        from states satisfying the others, so their conjunction is inductive.  Among thousands
+        of candidates only those reachable from the spec's checks through proofs are ever
+        asked, so candidates no proof needs cost nothing.
+        A broken spec check is a counterexample to induction."""
+        none = id(None)  # the post "the path does not raise"
+        wanted: dict[int, Fact] = {id(f): f for f in self.live() if f.base}
+        paths = self.paths()
+        pending: dict[tuple[int, int, int], set[int]] = {
+            key: {*wanted, none} for key in paths}
+        queue = deque(paths)
+        users: dict[int, set[tuple[tuple[int, int, int], frozenset[int]]]] = {}
+        done = lost = 0
+
+        def ask_again(key: tuple[int, int, int], ids: Iterable[int]) -> None:
+            if key not in pending:
+                queue.append(key)
+            pending.setdefault(key, set()).update(ids)
         while queue:
             key = queue.popleft()
-            queued.discard(key)
             k, p, i = key
-            used, broken, m = self.prove(k, p, i, strict=False)
+            ask = pending.pop(key, set())
+            group = [g for g in self.live_posts(k, p, i) if id(g) in ask]
+            if not group:
+                continue
+            used, broken, m = self.prove(k, p, i, strict=False, posts=group)
             done += 1
             if m is not None:
                 return self._cti(k, p, i, m, broken[0], used)
-            for f_id in used:
-                users.setdefault(f_id, set()).add(key)
+            gone = {id(g) for g in broken}
             for g in broken:
                 assert g is not None
                 self.dropped.add(id(g))
-                log.debug("drop at %s@%d %r: %s", spec.actor_names[k], p,
-                          spec.step_text[k][p], g.name)
-                for again in users.pop(id(g), ()):
-                    if again not in queued:
-                        queued.add(again)
-                        queue.append(again)
-            self.report(f"Houdini from frames: {done} paths asked, {len(queue)} to go, "
-                        f"{len(self.dropped)} facts dropped")
+                lost += 1
+                wanted.pop(id(g), None)
+                log.debug("drop at %s@%d %r: %s", self.spec.actor_names[k], p,
+                          self.spec.step_text[k][p], g.name)
+                for again, ids in users.pop(id(g), ()):
+                    ask_again(again, ids)
+            kept = [g for g in group if id(g) not in gone]
+            ids = frozenset(id(g) for g in kept)
+            core = self._used_core(k, p, i, kept, used)
+            if core is None:  # the proof assumed a post this path broke: ask again
+                ask_again(key, ids)
+                continue
+            new = []
+            for f in core:
+                users.setdefault(id(f), set()).add((key, ids))
+                if id(f) not in wanted:
+                    wanted[id(f)] = f
+                    new.append(id(f))
+            for again in paths if new else ():
+                ask_again(again, new)
+            self.asked = len(wanted) + lost
+            self.report(f"Houdini on demand: {done} paths asked, {self.asked} facts asked, "
+                        f"{lost} dropped")
+        self.dropped |= {id(f) for f in self.facts if id(f) not in wanted}
         return None
+
+    def _used_core(self, k: int, p: int, i: int, kept: list[Fact | None], used: set[int]
+                   ) -> list[Fact] | None:
+        """Facts of ``used`` (ids: facts path ``i``'s posts ``kept`` were proved from) enough
+        to prove them all, by an unsat core; all of ``used`` if the solver cannot tell; None
+        if it cannot tell and a fact of ``used`` has been dropped since (a post the same path
+        broke can be among the facts it assumed to prove the others)."""
+        pool = [f for f in self.facts if id(f) in used and id(f) not in self.dropped]
+        if not kept:
+            return []
+        want = {id(g) for g in kept if g is not None}
+        posts = [c for f, c in self.post(k, p, i) if f is None or id(f) in want]
+        core = self._core(k, p, self.case(k, p)[1][i], posts,
+                          [f for f in pool if at_step(f, k, p)])
+        if core is None and len(pool) < len(used):
+            return None
+        return pool if core is None else core
 
 
 def _constants(*formulas: z3.ExprRef) -> frozenset[int]:
@@ -592,12 +608,12 @@ def strengthen(name: str, timeout: float, report: Callable[[str], None] | None =
         if f.base:
             return None, SetCti("-", "initial state", f.name, {}), stats
         prover.dropped.add(id(f))
-    say(f"Houdini over {len(keep)} candidates")
-    cti = prover.run_framed()
-    stats["houdini_left"] = len(prover.live())
+    say(f"Houdini on demand over {len(keep)} candidates")
+    cti = prover.run_demanded()
+    stats["asked"] = prover.asked
     if cti is not None:
         return None, cti, stats
-    facts = prover.minimise()
+    facts = prover.live()
     stats.update(kept=len(facts), queries=prover.queries,
                  seconds=round(time.monotonic() - t0, 1))
     return facts, None, stats

@@ -163,11 +163,11 @@ def test_strengthen_stores_the_facts_it_found(monkeypatch: pytest.MonkeyPatch,
     def search(name: str, timeout: float, report: Callable[[str], None]) -> object:
         report("mining candidate facts")  # what the status line shows
         heard.append(name)
-        return facts, None, {"mined": 9, "houdini_left": 5, "kept": 2}
+        return facts, None, {"mined": 9, "bounded_left": 6, "asked": 4, "kept": 2}
     monkeypatch.setattr(unbounded, "strengthen", search)
     monkeypatch.setattr(certificate, "DIR", tmp_path)
     code, out, _ = run(monkeypatch, capsys, "--strengthen", "global")
-    assert code == 0 and "2 facts (of 9 mined, 5 after Houdini)" in out and heard == ["global"]
+    assert code == 0 and "2 facts (of 9 mined, 6 kept on the instance, 4 asked" in out and heard == ["global"]
     cert = certificate.load("global")
     assert cert is not None and cert.model == "page sets"
     assert cert.keys == ((None, None, "allocated"), (0, 3, "T0 at 'x': held == 1"))

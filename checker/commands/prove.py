@@ -103,8 +103,9 @@ def _strengthen(name: str, timeout: float, as_json: bool) -> None:
         if not as_json:
             stdout_console.print(
                 f"{name}: {stats['kept']} facts (of {stats['mined']} mined, "
-                f"{stats['houdini_left']} after Houdini) make the invariants inductive over "
-                f"page sets; stored in {where} ({time.monotonic() - t0:.0f} s)")
+                f"{stats['bounded_left']} kept on the instance, {stats['asked']} asked over "
+                f"page sets) make the invariants inductive over page sets; stored in {where} "
+                f"({time.monotonic() - t0:.0f} s)")
     else:
         detail = f"counterexample to induction: {cti.actor} breaks {cti.broken!r}"
         result = Result("prove", config=config, outcome=Outcome.VIOLATION, stats=stats,
