@@ -109,6 +109,7 @@ class SetProver:
         self.reach = reach
         self.queries = 0
         self.asked = 0  # facts ``run_demanded`` asked about
+        self.cores = False  # report a proof's unsat core as the facts it assumed
         self.cases: dict[tuple[int, int], tuple[State, list[Any]]] = {}
         self.report: Callable[[str], None] = lambda what: None  # progress, for a long search
         self.pre = {id(f): formula_of(self.ex, f, self.g, spec) for f in facts}
@@ -269,7 +270,7 @@ class SetProver:
             r, solver, _ = self.query(k, p, i, pre, [f for f in group if f is not None],
                                       self.alone_timeout * (2 if len(group) > 1 else 1))
             if r == z3.unsat:
-                used |= {id(f) for f in pre}
+                used |= self._proof(k, p, i, group, pre)
             elif (r == z3.sat and not strict and len(group) > 1
                   and (hit := self._false_in(solver.model(), k, p, i, group))):
                 groups, proved, gone = self._settle(k, p, i, group, hit)
@@ -286,13 +287,21 @@ class SetProver:
                 if more:  # refined from the frame, with what its model breaks
                     r, solver, pre = self.refine(k, p, i, [*pre, *more], alone,
                                                  self.alone_timeout * 2)
+                proof: set[int] | None = None
+                if r == z3.unknown and must and self.reach is not None:
+                    r, cut, proof = self.split(k, p, i, g, pre)
+                    if r == z3.sat:
+                        assert cut is not None
+                        return proof, [g], cut.model()
+                    if r != z3.unsat:
+                        proof = None
                 if r == z3.unknown:
                     pre = self.frames.of(k, p, group, self.dropped, self.moved(k, p, i))
                     r, solver, pre = self.refine(k, p, i, pre, alone, self.alone_timeout * 2)
                 if r == z3.unknown and must:
                     r, solver, pre = self.refine(k, p, i, pre, alone, seeds=3)
                 if r == z3.unsat:
-                    used |= {id(f) for f in pre}
+                    used |= proof if proof is not None else self._proof(k, p, i, group, pre)
                 elif must and r == z3.sat:
                     return {id(f) for f in pre}, [g], solver.model()
                 elif must:
@@ -303,6 +312,68 @@ class SetProver:
                               g.name)
                     broken.append(g)
         return used, broken, None
+
+    def _proof(self, k: int, p: int, i: int, group: Sequence[Fact | None], pre: list[Fact]
+               ) -> set[int]:
+        """The ids of the facts a proof that path ``i`` keeps ``group`` from ``pre`` assumed:
+        all of ``pre``, or with ``cores`` an unsat core of it (all of it if the solver
+        cannot find one)."""
+        if not self.cores:
+            return {id(f) for f in pre}
+        want = {id(g) for g in group if g is not None}
+        posts = [c for f, c in self.post(k, p, i) if f is None or id(f) in want]
+        pool = [f for f in pre if at_step(f, k, p)]
+        core = self._core(k, p, self.case(k, p)[1][i], posts, pool)
+        return {id(f) for f in (pre if core is None else core)}
+
+    def split(self, k: int, p: int, i: int, g: Fact | None, pre: list[Fact],
+              over: Sequence[int] | None = None
+              ) -> tuple[z3.CheckSatResult, z3.Solver | None, set[int]]:
+        """Post ``g`` of path ``i`` asked once per position of another actor (and once for
+        every position it never reaches), each case from ``pre`` and that actor's facts there,
+        refined (``refine``); a case the solver cannot tell is split again over the next
+        actor.  ``over``: the actors to split over, by default the others, the one with the
+        most positions first.  One query whose frame holds the facts of every position of an
+        actor, each an implication from its position, can take the solver longer than its time
+        limit where the cases take a fraction of a second each.  Returns unsat with the ids of
+        the facts the cases' proofs assumed, sat with a case's solver and the ids of its facts,
+        or unknown."""
+        assert self.reach is not None
+        reach = self.reach
+        if over is None:
+            over = sorted((j for j in range(len(self.spec.actor_names)) if j != k),
+                          key=lambda j: -len(reach[j]))
+        j, rest = over[0], over[1:]
+        pc = self.g[self.spec.actor_index[j]][PC].expr
+        alone = [] if g is None else [g]
+        outside = [f for (a, q), fs in self.frames.at.items() if a == j and q not in reach[j]
+                   for f in fs]
+        cases = [(pc == q, self.frames.at.get((j, q), [])) for q in sorted(reach[j])]
+        cases.append((z3.And([pc != q for q in reach[j]]), outside))
+        used: set[int] = set()
+        for where, at in cases:
+            pin = Fact(f"{self.spec.actor_names[j]} at {where}", None, None, frozenset(),
+                       lambda s: True)
+            self.pre[id(pin)] = where
+            try:
+                case = list({id(f): f for f in [*pre, *at, pin]
+                             if id(f) not in self.dropped}.values())
+                r, solver, case = self.refine(k, p, i, case, alone, self.alone_timeout * 2,
+                                              rounds=5)
+                if r == z3.unsat:
+                    used |= self._proof(k, p, i, [g], case) - {id(pin)}
+                    continue
+                if r == z3.sat:
+                    return r, solver, {id(f) for f in case if f is not pin}
+                if not rest:
+                    return r, solver, set()
+                r, cut, more = self.split(k, p, i, g, case, rest)
+                if r != z3.unsat:
+                    return r, cut, more - {id(pin)}
+                used |= more - {id(pin)}
+            finally:
+                del self.pre[id(pin)]
+        return z3.unsat, None, used
 
     def _settle(self, k: int, p: int, i: int, group: list[Fact | None], hit: list[Fact]
                 ) -> tuple[list[list[Fact | None]], set[int], list[Fact | None]]:
@@ -317,7 +388,7 @@ class SetProver:
         ids = {id(g) for g in hit}
         rest: list[Fact | None] = [g for g in group if id(g) not in ids]
         if r == z3.unsat:
-            return [rest], {id(f) for f in pre}, []
+            return [rest], self._proof(k, p, i, hit, pre), []
         gone = self._false_in(solver.model(), k, p, i, hit) if r == z3.sat else []
         if not gone:  # unknown, or a model Z3 does not evaluate to false
             alone: list[list[Fact | None]] = [[g] for g in hit]
@@ -475,6 +546,7 @@ class SetProver:
         of candidates only those reachable from the spec's checks through proofs are ever
         asked, so candidates no proof needs cost nothing.
         A broken spec check is a counterexample to induction."""
+        self.cores = True
         none = id(None)  # the post "the path does not raise"
         wanted: dict[int, Fact] = {id(f): f for f in self.live() if f.base}
         paths = self.paths()
@@ -511,12 +583,11 @@ class SetProver:
                     ask_again(again, ids)
             kept = [g for g in group if id(g) not in gone]
             ids = frozenset(id(g) for g in kept)
-            core = self._used_core(k, p, i, kept, used)
-            if core is None:  # the proof assumed a post this path broke: ask again
+            if used & gone:  # a proof assumed a post this path broke: ask again
                 ask_again(key, ids)
                 continue
             new = []
-            for f in core:
+            for f in (f for f in self.facts if id(f) in used):
                 users.setdefault(id(f), set()).add((key, ids))
                 if id(f) not in wanted:
                     wanted[id(f)] = f
@@ -528,24 +599,6 @@ class SetProver:
                         f"{lost} dropped")
         self.dropped |= {id(f) for f in self.facts if id(f) not in wanted}
         return None
-
-    def _used_core(self, k: int, p: int, i: int, kept: list[Fact | None], used: set[int]
-                   ) -> list[Fact] | None:
-        """Facts of ``used`` (ids: facts path ``i``'s posts ``kept`` were proved from) enough
-        to prove them all, by an unsat core; all of ``used`` if the solver cannot tell; None
-        if it cannot tell and a fact of ``used`` has been dropped since (a post the same path
-        broke can be among the facts it assumed to prove the others)."""
-        pool = [f for f in self.facts if id(f) in used and id(f) not in self.dropped]
-        if not kept:
-            return []
-        want = {id(g) for g in kept if g is not None}
-        posts = [c for f, c in self.post(k, p, i) if f is None or id(f) in want]
-        core = self._core(k, p, self.case(k, p)[1][i], posts,
-                          [f for f in pool if at_step(f, k, p)])
-        if core is None and len(pool) < len(used):
-            return None
-        return pool if core is None else core
-
 
 def _constants(*formulas: z3.ExprRef) -> frozenset[int]:
     """The ids of the uninterpreted constants in ``formulas``."""

@@ -469,6 +469,30 @@ def test_a_model_that_breaks_a_fact_around_it_is_asked_again(stored: tuple) -> N
                for f in weak.frames.around(pcs))
 
 
+def test_a_post_asked_case_by_case_over_the_other_threads_positions(stored: tuple) -> None:
+    """``split`` asks a post once per position of the other thread: from the stored set, T0's
+    first step keeps "held == 1" in every case, and the proof names only stored facts; with
+    "counted == pages of T0.hand" left out, the case where T0 waits for the free lock during
+    a purge gives a model that breaks a counting fact."""
+    mined, facts, _ = stored
+    prover = unbounded.SetProver(mined.spec, facts, TIMEOUT, reach=mined.flow.reach)
+    held = next(f for f in prover.live_posts(0, 0, 2)
+                if f is not None and f.name.endswith("fit: free -> hand done': held == 1"))
+    r, _, used = prover.split(0, 0, 2, held, prover.frames.of(0, 0, [held]))
+    assert r == z3.unsat and used and used <= {id(f) for f in facts}
+
+    gone = next(f for f in facts if f.name.endswith(
+        "waits for free_vmap_area_lock': counted == pages of T0.hand"))
+    weak = unbounded.SetProver(mined.spec, [f for f in facts if f is not gone], TIMEOUT,
+                               reach=mined.flow.reach)
+    found = next((k, p, i, broken[0]) for k, p, i in weak.paths()
+                 for broken in [weak.prove(k, p, i, strict=True)[1]] if broken)
+    k, p, i, bad = found
+    r, solver, used = weak.split(k, p, i, bad, weak.frames.of(k, p, [bad]))
+    assert r == z3.sat and solver is not None and used
+    assert "counted == pages of T0." in str(bad.name if bad is not None else "")
+
+
 @pytest.mark.slow
 def test_strengthening_is_found_again() -> None:
     """The search (Houdini over page sets, then the facts the proofs use) ends in a set the
