@@ -44,7 +44,8 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +114,8 @@ class SetProver:
         self.cases: dict[tuple[int, int], tuple[State, list[Any]]] = {}
         self.report: Callable[[str], None] = lambda what: None  # progress, for a long search
         self.pre = {id(f): formula_of(self.ex, f, self.g, spec) for f in facts}
+        self._generic = len(self.ex._pre)  # noqa: SLF001 - assumptions of the generic state
+        self._owned: dict[tuple[int, int], list[range]] = {}  # and of each step
         self.posts: dict[tuple[int, int, int], list[tuple[Fact | None, z3.BoolRef]]] = {}
         self.by_field: dict[tuple[int, int], list[Fact]] = {}
         for f in facts:
@@ -136,8 +139,19 @@ class SetProver:
             step = spec.tables[k][p]
             assert step is not None
             run = runner(step, s, spec.actor_index[k])
-            got = self.cases[(k, p)] = (s, self.ex.explore(run))
+            with self._own(k, p):
+                got = self.cases[(k, p)] = (s, self.ex.explore(run))
         return got
+
+    @contextmanager
+    def _own(self, k: int, p: int) -> Iterator[None]:
+        """The executor's assumptions made inside belong to step (``k``, ``p``)."""
+        start = len(self.ex._pre)  # noqa: SLF001
+        try:
+            yield
+        finally:
+            self._owned.setdefault((k, p), []).append(
+                range(start, len(self.ex._pre)))  # noqa: SLF001
 
     def affected(self, k: int, s: State, s2: State) -> list[Fact]:
         """The facts a step of actor ``k`` from ``s`` to ``s2`` can change: the spec's own,
@@ -166,9 +180,10 @@ class SetProver:
             if isinstance(path.value, Raised):
                 got.append((None, z3.BoolVal(False)))
             else:
-                for s2 in path.value:
-                    got += [(f, formula_of(self.ex, f, s2, self.spec))
-                            for f in self.affected(k, s, s2)]
+                with self._own(k, p):
+                    for s2 in path.value:
+                        got += [(f, formula_of(self.ex, f, s2, self.spec))
+                                for f in self.affected(k, s, s2)]
             self.posts[key] = got
         return got
 
@@ -189,7 +204,7 @@ class SetProver:
         goal = z3.Not(z3.And(*(c.expr for c in path.side), *(c for _, c in posts)))
         parts = [pc_k.expr == p, *path.condition,
                  *(self.pre[id(f)] for f in pre if at_step(f, k, p))]
-        parts = [*self.assumed([*parts, goal]), *parts]
+        parts = [*self.assumed([*parts, goal], (k, p)), *parts]
         solver = z3.Solver()
         solver.set("timeout", max(1, int((timeout or self.timeout) * 1000)))
         asserted = [*self.P.lemmas_for([*parts, goal]), *parts]
@@ -200,13 +215,18 @@ class SetProver:
         self.queries += 1
         return solver.check(goal), solver, posts
 
-    def assumed(self, formulas: list[z3.BoolRef]) -> list[z3.BoolRef]:
+    def assumed(self, formulas: list[z3.BoolRef], step: tuple[int, int] | None = None
+                ) -> list[z3.BoolRef]:
         """The executor's assumptions (input ranges, an area holding its first page, a page's
         zone) about the constants ``formulas`` mention, and about the constants those mention.
         The executor keeps them for every case explored so far, thousands of them, most about
         the areas of other steps; asserting fewer assumptions never makes a proof wrong.  A
         constant that many assumptions mention (a zone's pages, a thread's area) brings in
-        those that mention it only when the formulas name it themselves."""
+        those that mention it only when the formulas name it themselves.  With ``step``, only
+        the assumptions about the generic state and those made while running that step (its
+        paths and the facts after them) are taken: the same query could otherwise take under
+        two seconds or give no answer in a minute, depending on how many other steps had been
+        run before it."""
         pre = self.ex._pre  # noqa: SLF001
         for j in range(len(self._consts_of), len(pre)):
             cs = _constants(pre[j])
@@ -216,8 +236,11 @@ class SetProver:
         hub = max(40, len(pre) // 20)
         chosen: set[int] = set()
         wanted = set(_constants(*formulas))
+        owned = self._owned.get(step, []) if step is not None else None
         for _ in range(2):
             new = {j for c in wanted for j in self._mentions.get(c, ())} - chosen
+            if owned is not None:
+                new = {j for j in new if j < self._generic or any(j in r for r in owned)}
             chosen |= new
             wanted = {c for j in new for c in self._consts_of[j]
                       if len(self._mentions.get(c, ())) <= hub}
@@ -331,8 +354,8 @@ class SetProver:
               ) -> tuple[z3.CheckSatResult, z3.Solver | None, set[int]]:
         """Post ``g`` of path ``i`` asked once per position of another actor (and once for
         every position it never reaches), each case from ``pre`` and that actor's facts there,
-        refined (``refine``); a case the solver cannot tell is split again over the next
-        actor.  ``over``: the actors to split over, by default the others, the one with the
+        refined (``refine``; when the solver cannot tell, with another seed, then with the
+        whole time limit); a case it still cannot tell is split again over the next actor.  ``over``: the actors to split over, by default the others, the one with the
         most positions first.  One query whose frame holds the facts of every position of an
         actor, each an implication from its position, can take the solver longer than its time
         limit where the cases take a fraction of a second each.  Returns unsat with the ids of
@@ -359,7 +382,9 @@ class SetProver:
                 case = list({id(f): f for f in [*pre, *at, pin]
                              if id(f) not in self.dropped}.values())
                 r, solver, case = self.refine(k, p, i, case, alone, self.alone_timeout * 2,
-                                              rounds=5)
+                                              rounds=5, seeds=2)
+                if r == z3.unknown:
+                    r, solver, case = self.refine(k, p, i, case, alone, rounds=5)
                 if r == z3.unsat:
                     used |= self._proof(k, p, i, [g], case) - {id(pin)}
                     continue
@@ -456,7 +481,7 @@ class SetProver:
         lits = [z3.Bool(f"use{n}") for n in range(len(pool))]
         parts = [pc_k.expr == p, *path.condition, goal,
                  *(z3.Implies(lit, self.pre[id(f)]) for lit, f in zip(lits, pool, strict=True))]
-        parts = [*self.assumed(parts), *parts]
+        parts = [*self.assumed(parts, (k, p)), *parts]
         solver = z3.Solver()
         solver.set("timeout", max(1, int(self.timeout * 1000)))
         solver.add(*self.P.lemmas_for(parts), *parts)
@@ -509,7 +534,7 @@ class SetProver:
                  *(consts[n] == self.P.size(arr) for n, arr in shown.items()),
                  self._conserved(s),
                  z3.Not(z3.And(*post)) if broken is not None else z3.BoolVal(True)]
-        parts = [*self.assumed(parts), *parts]
+        parts = [*self.assumed(parts, (k, p)), *parts]
         # The plain SMT core, without the preprocessing that solves variables away: a model
         # that gives an eliminated counter as a term over ``card`` cannot be printed.
         solver = z3.Tactic("smt").solver()
