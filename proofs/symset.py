@@ -79,6 +79,8 @@ class Pages:
         self.card = z3.Function("card", z3.ArraySort(self.page, z3.BoolSort()), z3.IntSort())
         self.all_pages = all_pages
         self._lemmas: dict[int, list[z3.BoolRef]] = {}
+        self._lemma_ids: dict[int, set[int]] = {}  # the ids of each term's lemmas
+        self._ends_asked: dict[int, int] = {}  # a starts term -> the area whose end it asks
         self._keep: list[z3.ExprRef] = []  # ids stay valid while their terms live
         self._names = itertools.count()
         set_sort = z3.ArraySort(self.page, z3.BoolSort())
@@ -113,7 +115,15 @@ class Pages:
         return x
 
     def lemma(self, c: z3.ExprRef, *facts: z3.BoolRef) -> None:
-        self._lemmas.setdefault(c.get_id(), []).extend(facts)
+        """Lemmas about term ``c``, each once: an operation on the same sets asked again (in
+        every step that takes the union of two fields, say) makes the same lemmas again, and a
+        query that names ``c`` would otherwise carry every copy."""
+        have = self._lemma_ids.setdefault(c.get_id(), set())
+        got = self._lemmas.setdefault(c.get_id(), [])
+        for f in facts:
+            if f.get_id() not in have:
+                have.add(f.get_id())
+                got.append(f)
 
     def lemmas_for(self, formulas: list[z3.BoolRef]) -> list[z3.BoolRef]:
         """Every lemma about a size term the formulas mention, and those its lemmas mention;
@@ -123,6 +133,8 @@ class Pages:
         todo: list[z3.ExprRef] = list(formulas)
         done_terms: set[int] = set()
         areas: list[int] = []
+        mentioned: set[int] = set()  # the areas named
+        ends: set[int] = set()  # the areas whose end page a lemma asks about
         asks_starts = False
         while todo:
             for x in walk(todo, seen):
@@ -131,13 +143,24 @@ class Pages:
                     done_terms.add(i)
                     out += self._lemmas[i]
                     todo += self._lemmas[i]
+                    if i in self._ends_asked:
+                        ends.add(self._ends_asked[i])
                 if i in self._area_starts:
                     areas.append(i)
+                    mentioned.add(i)
                 elif not asks_starts and z3.is_app(x) and x.decl().eq(self.starts):
                     asks_starts = True
             if asks_starts:  # the areas' starts terms, and with them their lemmas
                 todo += [self._area_starts[i] for i in areas]
                 areas = []
+        # Contiguity at an area's end page, for the other areas named here only: the areas
+        # of every step run so far would make the query depend on which steps ran before.
+        for b in ends:
+            end = self.areas[b][2]
+            for o in mentioned - {b}:
+                other, first = self.areas[o][0], self.areas[o][1]
+                out.append(z3.Implies(z3.And(z3.Select(other, end), end != first),
+                                      z3.Select(other, end - 1)))
         return out
 
     # ------------------------------------------------------------------ sets
@@ -222,6 +245,7 @@ class Pages:
                 if after is not None:
                     facts.append(z3.IsSubset(st, z3.SetAdd(self.run_starts(a), after[2])))
                     facts += self._interval_at(b)
+                    self._ends_asked[key] = b.get_id()
         elif area is not None:
             first = area[1]
             facts.append(z3.IsSubset(st, z3.SetAdd(z3.EmptySet(self.page), first)))
@@ -229,16 +253,12 @@ class Pages:
         return st
 
     def _interval_at(self, b: z3.ArrayRef) -> list[z3.BoolRef]:
-        """Area ``b`` is an interval ending before its end page: its last page is in it, its
-        end is not, and another area holding that end either starts there or holds the page
-        before it too (contiguity, at the one page the proof asks about)."""
+        """Area ``b`` is an interval ending before its end page: its last page is in it and
+        its end is not.  That another area holding that end either starts there or holds the
+        page before it too (contiguity, at the one page the proof asks about) is added by
+        ``lemmas_for``, for the areas a query names."""
         _, _, end, n = self.areas[b.get_id()]
-        out = [z3.Not(z3.Select(b, end)), z3.Implies(n != 0, z3.Select(b, end - 1))]
-        for other, first, _, _ in self.areas.values():
-            if not other.eq(b):
-                out.append(z3.Implies(z3.And(z3.Select(other, end), end != first),
-                                      z3.Select(other, end - 1)))
-        return out
+        return [z3.Not(z3.Select(b, end)), z3.Implies(n != 0, z3.Select(b, end - 1))]
 
     def zone_pages(self, zone: int) -> z3.ArrayRef:
         """The pages of ``zone``: a set that agrees with the zone map at every page term
