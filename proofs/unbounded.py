@@ -28,9 +28,10 @@ lemmas.  Before the page-set Houdini, ``strengthen`` runs Houdini on the coverag
 page masks over the same facts (``_bounded_houdini``): what breaks there breaks over page sets
 too, and it costs milliseconds a query instead of seconds.  Facts no proof uses are never
 asked over page sets, which is most of them.  The ``percpu`` spec's steps run on
-page sets (every path of its coverage scenario) and ``strengthen("percpu")`` runs, but its
-Houdini over page sets (some 16,700 facts left by the instance's) is too slow to finish in
-minutes, so no strengthening of it is stored and ``PROVED`` has ``global`` only; the
+page sets (every path of its coverage scenario) and ``strengthen("percpu")`` runs to its end
+(about 35 minutes), but ends in a counterexample to induction with a thread at a position
+the coverage instance never reaches (so the facts proposed there were mined from no state);
+no strengthening of it is stored and ``PROVED`` has ``global`` only; the
 ``nodes`` spec keeps lists of area codes of varying length, which ``SetStates`` rejects.
 
 Relies on ``spec`` (compile, protocol), ``proofs.setstate`` (the states, facts on them, their
@@ -275,10 +276,12 @@ class SetProver:
         All posts are asked at once from their frame; if that is not a proof, in a search the
         posts its model breaks are settled together (``_settle``), and otherwise each half is
         asked from its own frame, down to single posts.  A single post's frame is refined with
-        the facts its models break (``refine``); if the solver cannot tell, the post is asked
-        from its widened frame, refined, briefly; then, when it is one of the spec's own checks
-        or when ``strict`` (a check, not a search), with the whole time limit; otherwise it is
-        reported broken (dropping is always sound)."""
+        the facts its models break (``refine``).  If the solver cannot tell and the post must
+        be settled (one of the spec's own checks, or any post when ``strict``: a check, not a
+        search), it is asked case by case over the other actors' positions (``split``).  If
+        that cannot tell either, the post is asked from its widened frame, refined, briefly;
+        then, when it must be settled, with the whole time limit; otherwise it is reported
+        broken (dropping is always sound)."""
         used: set[int] = set()
         broken: list[Fact | None] = []
         todo = [self.live_posts(k, p, i)]
