@@ -358,10 +358,11 @@ class SetProver:
         """Post ``g`` of path ``i`` asked once per position of another actor (and once for
         every position it never reaches), each case from ``pre`` and that actor's facts there,
         refined (``refine``; when the solver cannot tell, with another seed, then with the
-        whole time limit); a case it still cannot tell is split again over the next actor.  ``over``: the actors to split over, by default the others, the one with the
-        most positions first.  One query whose frame holds the facts of every position of an
-        actor, each an implication from its position, can take the solver longer than its time
-        limit where the cases take a fraction of a second each.  Returns unsat with the ids of
+        whole time limit); a case it still cannot tell is split again over the next actor.
+        ``over``: the actors to split over, by default the others, the one with the most
+        positions first.  One query whose frame holds the facts of every position of an
+        actor, each an implication from its position, can take the solver longer than its
+        time limit where the cases take a fraction of a second each.  Returns unsat with the ids of
         the facts the cases' proofs assumed, sat with a case's solver and the ids of its facts,
         or unknown."""
         assert self.reach is not None
