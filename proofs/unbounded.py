@@ -106,6 +106,7 @@ class SetProver:
         self.S = SetStates(spec, timeout)
         self.ex, self.P = self.S.ex, self.S.P
         self.facts = facts
+        self.by_id = {id(f): f for f in facts}
         self.dropped: set[int] = set()
         self.g = self.S.state()
         self.reach = reach
@@ -616,7 +617,7 @@ class SetProver:
                 ask_again(key, ids)
                 continue
             new = []
-            for f in (f for f in self.facts if id(f) in used):
+            for f in (self.by_id[x] for x in used):
                 users.setdefault(id(f), set()).add((key, ids))
                 if id(f) not in wanted:
                     wanted[id(f)] = f
